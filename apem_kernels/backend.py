@@ -1,0 +1,46 @@
+"""Kernel choice: one enum passed from the model down to every op."""
+
+from __future__ import annotations
+
+import functools
+from enum import Enum
+
+import torch
+
+
+class Backend(str, Enum):
+    """Which implementation runs an op.
+
+    ``TRITON``: the fused kernels (CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``).
+    ``TORCH``: the reference composition of PyTorch ops, any device.
+    ``AUTO``: ``TRITON`` for CUDA tensors when triton imports, ``TORCH`` otherwise.
+    """
+
+    AUTO = "auto"
+    TRITON = "triton"
+    TORCH = "torch"
+
+
+@functools.cache
+def triton_available() -> bool:
+    """True when ``import triton`` works (it is imported lazily, never at package import)."""
+    try:
+        import triton  # noqa: F401
+    except Exception:  # a broken driver can raise more than ImportError
+        return False
+    return True
+
+
+def resolve_backend(backend: Backend | str, *tensors: torch.Tensor) -> Backend:
+    """Turn ``backend`` (enum or its string value) into TRITON or TORCH for these tensors."""
+    try:
+        choice = Backend(backend)
+    except ValueError:
+        valid = ", ".join(repr(b.value) for b in Backend)
+        raise ValueError(f"backend must be one of {valid}, got {backend!r}") from None
+    if choice is Backend.AUTO:
+        on_cuda = any(t.is_cuda for t in tensors)
+        return Backend.TRITON if on_cuda and triton_available() else Backend.TORCH
+    if choice is Backend.TRITON and not triton_available():
+        raise RuntimeError("backend='triton' was requested but triton does not import here")
+    return choice

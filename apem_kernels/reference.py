@@ -1,0 +1,125 @@
+"""Plain PyTorch references, written straight from the equations of DESIGN.md §2 and §4.1.
+
+They are the truth for the tests and the implementation of the ``torch`` backend: any dtype,
+any device, autograd through ordinary PyTorch ops.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+GAMMA_START = 10.0
+GAMMA_DECAY = 2e-4
+GAMMA_FLOOR = 1e-3
+
+
+def gamma_schedule(
+    step: int, start: float = GAMMA_START, decay: float = GAMMA_DECAY, floor: float = GAMMA_FLOOR
+) -> float:
+    """Width of the smooth step at a training step: ``max(start - decay * step, floor)``.
+
+    With the defaults f_D becomes a hard 0/1 gate after 50,000 steps.
+    """
+    return max(start - decay * float(step), floor)
+
+
+def smooth_step(u: Tensor, gamma: float) -> Tensor:
+    """The cubic smooth step f_D(u; gamma) of the dynamic selector, elementwise, any shape.
+
+    0 for ``u <= -gamma/2``, 1 for ``u >= gamma/2`` and ``-2/gamma^3 u^3 + 3/(2 gamma) u + 1/2``
+    in between. Computed in float32 (or float64) and returned in ``u.dtype``.
+    """
+    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
+    v = u.to(compute)
+    half = gamma / 2
+    cubic = -2.0 / gamma**3 * v**3 + 1.5 / gamma * v + 0.5
+    out = torch.where(v <= -half, torch.zeros_like(v), torch.where(v >= half, torch.ones_like(v), cubic))
+    return out.to(u.dtype)
+
+
+def _attention_scores_to_output(
+    q: Tensor, k: Tensor, v: Tensor, num_heads: int, key_padding_mask: Tensor | None
+) -> Tensor:
+    """Multi-head attention core. q (B, K, d), k and v (B, N, d) -> (B, K, d), heads concatenated."""
+    b, n_q, d = q.shape
+    n_k = k.shape[1]
+    d_h = d // num_heads
+    q = q.reshape(b, n_q, num_heads, d_h).transpose(1, 2)  # (B, M, K, d_h)
+    k = k.reshape(b, n_k, num_heads, d_h).transpose(1, 2)  # (B, M, N, d_h)
+    v = v.reshape(b, n_k, num_heads, d_h).transpose(1, 2)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(d_h)  # (B, M, K, N)
+    if key_padding_mask is not None:
+        padded = key_padding_mask[:, None, None, :]
+        scores = scores.masked_fill(padded, float("-inf"))
+        # A row whose keys are all padded attends to nothing: zero weights, zero output.
+        all_padded = key_padding_mask.all(dim=1)[:, None, None, None]
+        scores = scores.masked_fill(all_padded, 0.0)
+        probs = torch.softmax(scores, dim=-1).masked_fill(all_padded | padded, 0.0)
+    else:
+        probs = torch.softmax(scores, dim=-1)
+    return (probs @ v).transpose(1, 2).reshape(b, n_q, d)
+
+
+def inducing_queries(inducing: Tensor, z: Tensor | None, batch: int) -> Tensor:
+    """Masked inducing points ``Q̂ = I ⊙ z``: inducing (K, d), z (B, K) or None -> (B, K, d)."""
+    if z is None:
+        return inducing.unsqueeze(0).expand(batch, -1, -1)
+    return inducing.unsqueeze(0) * z.unsqueeze(-1)
+
+
+def inducing_attention(
+    x: Tensor,
+    inducing: Tensor,
+    w_k: Tensor,
+    w_v: Tensor,
+    w_o: Tensor,
+    num_heads: int,
+    z: Tensor | None = None,
+    key_padding_mask: Tensor | None = None,
+    w_q: Tensor | None = None,
+) -> Tensor:
+    """Masked inducing-point attention ``O`` (DESIGN.md §2, before residual and norm).
+
+    Args:
+        x: (B, N, d) keys/values input.
+        inducing: (K, d) inducing points I.
+        w_k, w_v, w_o: (d, d) in ``F.linear`` convention (``K = F.linear(x, w_k)``).
+        num_heads: M; heads are consecutive blocks of ``d // M`` columns, scale ``1/sqrt(d/M)``.
+        z: (B, K) per-sample row scale of the queries, or None for all ones.
+        key_padding_mask: (B, N) bool, True marks a padded key that gets no weight.
+        w_q: optional (d, d) query projection (Set Transformer's MAB): queries ``F.linear(I ⊙ z, w_q)``.
+
+    Returns:
+        (B, K, d) ``concat_j softmax(Q̂_j K_jᵀ / sqrt(d_h)) V_j`` projected by ``w_o``.
+    """
+    q = inducing_queries(inducing, z, x.shape[0])
+    if w_q is not None:
+        q = F.linear(q, w_q)
+    heads = _attention_scores_to_output(
+        q, F.linear(x, w_k), F.linear(x, w_v), num_heads, key_padding_mask
+    )
+    return F.linear(heads, w_o)
+
+
+def inducing_attention_block(
+    x: Tensor,
+    inducing: Tensor,
+    w_k: Tensor,
+    w_v: Tensor,
+    w_o: Tensor,
+    num_heads: int,
+    norm_weight: Tensor,
+    norm_bias: Tensor,
+    z: Tensor | None = None,
+    key_padding_mask: Tensor | None = None,
+    w_q: Tensor | None = None,
+    norm_eps: float = 1e-5,
+) -> Tensor:
+    """``LayerNorm(Q̂ + O)`` with ``Q̂ = I ⊙ z`` (DESIGN.md §2, eq. 17): (B, N, d) -> (B, K, d)."""
+    o = inducing_attention(x, inducing, w_k, w_v, w_o, num_heads, z, key_padding_mask, w_q)
+    residual = inducing_queries(inducing, z, x.shape[0]) + o
+    return F.layer_norm(residual, (x.shape[-1],), norm_weight, norm_bias, norm_eps)

@@ -32,10 +32,17 @@ class Batch:
         return int(self.ids.shape[0])
 
 
+_NUMPY_DTYPES = {torch.int64: np.int64, torch.float32: np.float32}
+
+
 def _as_tensor(array: np.ndarray | None, dtype: torch.dtype) -> Tensor | None:
+    """A CPU tensor of ``array``; read-only (memory-mapped) arrays are copied into memory."""
     if array is None:
         return None
-    return torch.as_tensor(np.asarray(array)).to(dtype)
+    values = np.asarray(array, dtype=_NUMPY_DTYPES[dtype])
+    if not values.flags.writeable:
+        values = values.copy()
+    return torch.from_numpy(values)
 
 
 class BatchLoader:
@@ -75,7 +82,9 @@ class BatchLoader:
             "ids": _as_tensor(data.ids, torch.int64).to(home),
             "labels": _as_tensor(data.labels, torch.float32).to(home),
             "dense": None if data.dense is None else _as_tensor(data.dense, torch.float32).to(home),
-            "oracle": None if data.oracle is None else _as_tensor(data.oracle, torch.float32).to(home),
+            "oracle": None
+            if data.oracle is None
+            else _as_tensor(data.oracle, torch.float32).to(home),
         }
 
     def set_epoch(self, epoch: int) -> None:
@@ -102,7 +111,10 @@ class BatchLoader:
                 parts = {k: None if v is None else v[start:end] for k, v in self._arrays.items()}
             else:
                 rows = order[start:end].to(self._arrays["ids"].device)
-                parts = {k: None if v is None else v.index_select(0, rows) for k, v in self._arrays.items()}
+                parts = {
+                    k: None if v is None else v.index_select(0, rows)
+                    for k, v in self._arrays.items()
+                }
             yield Batch(**{k: self._to_device(v) for k, v in parts.items()})
 
     def _to_device(self, t: Tensor | None) -> Tensor | None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from apem.data.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class Schema:
             )
         if self.sequential and len(self.steps) < 2:
             raise ValueError(f"Schema: a funnel needs 2 or more steps, got {list(self.steps)}")
-        bad = [f for f, v in zip(self.fields, self.vocab_sizes) if v < 1]
+        bad = [f for f, v in zip(self.fields, self.vocab_sizes, strict=True) if v < 1]
         if bad:
             raise ValueError(f"Schema: vocab size must be >= 1 for fields {bad}")
 
@@ -78,11 +82,20 @@ class FunnelData:
 
 @dataclass
 class FunnelSplits:
-    """Train / validation / test splits sharing one schema (vocabularies fitted on train)."""
+    """Train / validation / test splits sharing one schema (vocabularies fitted on train).
+
+    Attributes:
+        vocab: the fitted raw value -> id maps, to encode new data at predict time (None for
+            synthetic data, whose ids are the raw values).
+        metadata: facts about the conversion, e.g. ``dropped_inconsistent`` (rows dropped for
+            breaking the funnel order), ``source`` and ``cache`` (the cache entry's directory).
+    """
 
     train: FunnelData
     valid: FunnelData
     test: FunnelData
+    vocab: Vocabulary | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def schema(self) -> Schema:

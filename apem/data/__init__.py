@@ -1,0 +1,39 @@
+"""Funnel datasets: synthetic funnels with an oracle, Ali-CCP, census and generic tables.
+
+Every loader returns ``FunnelSplits`` (train / valid / test ``FunnelData``) whose id matrices
+are memory-mapped from a cache; ``BatchLoader`` turns a split into device mini-batches.
+"""
+
+from apem.data.aliccp import load_aliccp
+from apem.data.batching import Batch, BatchLoader
+from apem.data.bucketing import log_round
+from apem.data.census import load_census_funnel, load_census_pair
+from apem.data.errors import DataError
+from apem.data.metrics import auc, oracle_auc
+from apem.data.schema import FunnelData, FunnelSplits, Schema
+from apem.data.sources import load_source
+from apem.data.synthetic import make_funnel, synthetic_splits
+from apem.data.table import load_table
+from apem.data.tianchi import convert_tianchi
+from apem.data.vocabulary import Vocabulary
+
+__all__ = [
+    "Batch",
+    "BatchLoader",
+    "DataError",
+    "FunnelData",
+    "FunnelSplits",
+    "Schema",
+    "Vocabulary",
+    "auc",
+    "convert_tianchi",
+    "load_aliccp",
+    "load_census_funnel",
+    "load_census_pair",
+    "load_source",
+    "load_table",
+    "log_round",
+    "make_funnel",
+    "oracle_auc",
+    "synthetic_splits",
+]

@@ -1,0 +1,70 @@
+"""``load_source``: the CLI's ``--data`` string -> splits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from apem.data import cache
+from apem.data.aliccp import load_aliccp
+from apem.data.census import load_census_funnel, load_census_pair
+from apem.data.schema import FunnelSplits
+from apem.data.synthetic import synthetic_splits
+from apem.data.table import load_table
+from apem.data.tianchi import OUTPUT_NAMES, convert_tianchi, raw_files
+
+SOURCES = (
+    "synthetic",
+    "census:PATH",
+    "census-pair:PATH",
+    "aliccp:DIR",
+    "tianchi:RAW_DIR",
+    "PATH.csv|.parquet",
+)
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".txt")
+
+
+def load_source(
+    source: str,
+    *,
+    labels: Sequence[str] | None = None,
+    dense: Sequence[str] | str = (),
+    seed: int = 0,
+    cache_dir: str | None = None,
+    **options,
+) -> FunnelSplits:
+    """Resolve a data source string.
+
+    - ``"synthetic"``: ``synthetic_splits(seed=seed, **options)`` (``n`` defaults to 10^6);
+    - ``"census:PATH"`` / ``"census-pair:PATH"``: the census funnel / MMoE pair;
+    - ``"aliccp:DIR"``: ``load_aliccp(DIR, **options)``; ``dense`` may be ``"bucket"``/``"raw"``;
+    - ``"tianchi:RAW_DIR"``: ``convert_tianchi`` into the cache (once), then ``load_aliccp``;
+      options ``min_count`` and ``valid_fraction`` go to the conversion;
+    - a CSV/Parquet path: ``load_table(path, labels, dense=dense, seed=seed, **options)``.
+
+    Raises:
+        ValueError: an unknown source (the message lists the valid ones), or a table without
+            ``labels``.
+    """
+    kind, _, path = source.partition(":")
+    if source == "synthetic":
+        return synthetic_splits(options.pop("n", 1_000_000), seed=seed, **options)
+    if kind == "census" and path:
+        return load_census_funnel(path, cache_dir=cache_dir, **options)
+    if kind == "census-pair" and path:
+        return load_census_pair(path, cache_dir=cache_dir, **options)
+    if kind == "aliccp" and path:
+        return load_aliccp(path, dense=dense or "bucket", cache_dir=cache_dir, **options)
+    if kind == "tianchi" and path:
+        convert = {k: options.pop(k) for k in ("min_count", "valid_fraction") if k in options}
+        out_dir = cache.entry_path("tianchi", raw_files(path), {**convert, "seed": seed}, cache_dir)
+        if not all(os.path.isfile(os.path.join(out_dir, name)) for name in OUTPUT_NAMES):
+            convert_tianchi(path, out_dir, seed=seed, **convert)
+        return load_aliccp(out_dir, layout="aitm20", cache_dir=cache_dir, **options)
+    if source.lower().endswith(TABLE_SUFFIXES):
+        if not labels:
+            raise ValueError(
+                f"{source}: a table source needs labels=[step columns in funnel order]"
+            )
+        return load_table(source, labels, dense=dense, seed=seed, cache_dir=cache_dir, **options)
+    raise ValueError(f"unknown data source {source!r}; valid: {', '.join(SOURCES)}")

@@ -37,14 +37,16 @@ def smooth_step(u: Tensor, gamma: float) -> Tensor:
     v = u.to(compute)
     half = gamma / 2
     cubic = -2.0 / gamma**3 * v**3 + 1.5 / gamma * v + 0.5
-    out = torch.where(v <= -half, torch.zeros_like(v), torch.where(v >= half, torch.ones_like(v), cubic))
+    out = torch.where(
+        v <= -half, torch.zeros_like(v), torch.where(v >= half, torch.ones_like(v), cubic)
+    )
     return out.to(u.dtype)
 
 
 def _attention_scores_to_output(
     q: Tensor, k: Tensor, v: Tensor, num_heads: int, key_padding_mask: Tensor | None
 ) -> Tensor:
-    """Multi-head attention core. q (B, K, d), k and v (B, N, d) -> (B, K, d), heads concatenated."""
+    """Multi-head attention core: q (B, K, d), k and v (B, N, d) -> heads concatenated (B, K, d)."""
     b, n_q, d = q.shape
     n_k = k.shape[1]
     d_h = d // num_heads
@@ -91,7 +93,8 @@ def inducing_attention(
         num_heads: M; heads are consecutive blocks of ``d // M`` columns, scale ``1/sqrt(d/M)``.
         z: (B, K) per-sample row scale of the queries, or None for all ones.
         key_padding_mask: (B, N) bool, True marks a padded key that gets no weight.
-        w_q: optional (d, d) query projection (Set Transformer's MAB): queries ``F.linear(I ⊙ z, w_q)``.
+        w_q: optional (d, d) query projection (Set Transformer's MAB): the queries become
+            ``F.linear(I ⊙ z, w_q)``.
 
     Returns:
         (B, K, d) ``concat_j softmax(Q̂_j K_jᵀ / sqrt(d_h)) V_j`` projected by ``w_o``.

@@ -1,0 +1,112 @@
+"""``InducingAttention``: the masked inducing-point attention block as an ``nn.Module``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from apem_kernels.backend import Backend
+from apem_kernels.functional import inducing_attention_block
+
+
+class InducingAttention(nn.Module):
+    """``LayerNorm(I ⊙ z + O)`` over a set: (B, N, d) -> (B, K, d) (DESIGN.md §2 and §4.1).
+
+    K learnable inducing points I (K, d), masked per sample by z (B, K), attend over the N rows
+    of x with ``num_heads`` heads. With z None this is Set Transformer's PMA. Parameters:
+    ``inducing`` (K, d); ``w_k``, ``w_v``, ``w_o`` (and ``w_q`` with ``query_projection``)
+    (d, d) in ``F.linear`` convention; ``norm`` a LayerNorm over d. The state_dict is the same
+    for every backend; ``backend`` ("auto", "triton", "torch") may be changed at any time.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_inducing: int,
+        num_heads: int,
+        *,
+        query_projection: bool = False,
+        norm_eps: float = 1e-5,
+        backend: Backend | str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("dim", dim), ("num_inducing", num_inducing), ("num_heads", num_heads)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if dim % num_heads != 0:
+            raise ValueError(f"dim = {dim} is not divisible by num_heads = {num_heads}")
+        self.dim = dim
+        self.num_inducing = num_inducing
+        self.num_heads = num_heads
+        self.backend = backend
+        factory = {"device": device, "dtype": dtype}
+        self.inducing = nn.Parameter(torch.empty(num_inducing, dim, **factory))
+        w_q = nn.Parameter(torch.empty(dim, dim, **factory)) if query_projection else None
+        self.register_parameter("w_q", w_q)
+        self.w_k = nn.Parameter(torch.empty(dim, dim, **factory))
+        self.w_v = nn.Parameter(torch.empty(dim, dim, **factory))
+        self.w_o = nn.Parameter(torch.empty(dim, dim, **factory))
+        self.norm = nn.LayerNorm(dim, eps=norm_eps, **factory)
+        self.reset_parameters()
+
+    @property
+    def backend(self) -> Backend:
+        """Which implementation ``forward`` runs; set with a ``Backend`` or its string value."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: Backend | str) -> None:
+        try:
+            self._backend = Backend(value)
+        except ValueError:
+            valid = ", ".join(repr(b.value) for b in Backend)
+            raise ValueError(f"backend must be one of {valid}, got {value!r}") from None
+
+    def reset_parameters(self) -> None:
+        """Inducing points xavier-uniform (as Set Transformer); projections as ``nn.Linear``."""
+        nn.init.xavier_uniform_(self.inducing)
+        for weight in (self.w_q, self.w_k, self.w_v, self.w_o):
+            if weight is not None:
+                nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+        self.norm.reset_parameters()
+
+    def forward(
+        self,
+        x: Tensor,
+        z: Tensor | None = None,
+        *,
+        u: Tensor | None = None,
+        gamma: float | Tensor | None = None,
+        key_padding_mask: Tensor | None = None,
+    ) -> Tensor:
+        """x (B, N, d); z (B, K) mask, or u (B, K) with gamma so z = smooth_step(u, gamma);
+        key_padding_mask (B, N) bool, True = padded. Returns (B, K, d)."""
+        return inducing_attention_block(
+            x,
+            self.inducing,
+            self.w_k,
+            self.w_v,
+            self.w_o,
+            self.num_heads,
+            self.norm.weight,
+            self.norm.bias,
+            z,
+            u=u,
+            gamma=gamma,
+            key_padding_mask=key_padding_mask,
+            w_q=self.w_q,
+            norm_eps=self.norm.eps,
+            backend=self.backend,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, num_inducing={self.num_inducing}, num_heads={self.num_heads}, "
+            f"query_projection={self.w_q is not None}, backend={self.backend.value!r}"
+        )

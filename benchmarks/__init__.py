@@ -1,0 +1,1 @@
+"""Benchmark suite: ``pytest benchmarks/`` (see benchmarks/README.md); not installed with apem."""

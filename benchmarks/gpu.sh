@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The prepared GPU run: the tests with compiled kernels, then the benchmark suite, in 8 minutes.
+#
+#   benchmarks/gpu.sh OUT_DIR
+#
+# Needs a CUDA GPU and python3 with torch, triton, pytest, pytest-benchmark and matplotlib; no
+# network. Writes into OUT_DIR: env.txt, install.log, one .log per step, the pytest-benchmark
+# JSON of each benchmark step, bench.md and bench.png; prints the short table last.
+#
+# Each step ends by a fixed second of the run (CHECKPOINTS below). Benchmark cases past their
+# step's end skip (APEM_BENCH_DEADLINE), so pytest still writes its JSON; a step still running
+# GRACE seconds later gets SIGINT (pytest stops and writes what it has) and then SIGKILL.
+set -u
+out=${1:?usage: benchmarks/gpu.sh OUT_DIR}
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."
+py=${PYTHON:-python3}
+start=$(date +%s)
+GRACE=15
+
+export TRITON_INTERPRET=0 # compiled kernels (tests/conftest.py only sets a default of 1)
+export PYTHONUNBUFFERED=1
+export APEM_BENCH_ROUNDS=${APEM_BENCH_ROUNDS:-5}
+export APEM_BENCH_ROUND_SECONDS=${APEM_BENCH_ROUND_SECONDS:-0.02}
+
+# step NAME END_SECOND COMMAND...: run COMMAND until END_SECOND of the run, output in NAME.log.
+step() {
+  local name=$1 end=$(($2 + start)) now limit
+  shift 2
+  now=$(date +%s)
+  limit=$((end > now ? end - now + GRACE : GRACE))
+  echo "== $name: $((now - start)) s into the run, until $((end - start)) s"
+  APEM_BENCH_DEADLINE=$end timeout --signal=INT --kill-after=10 $limit "$@" >"$out/$name.log" 2>&1
+  echo "   exit $?: $(tail -n 1 "$out/$name.log")"
+}
+
+{
+  date -u +%Y-%m-%dT%H:%M:%SZ
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  "$py" -c 'import sys, torch, triton; print(sys.version); print("torch", torch.__version__,
+"cuda", torch.version.cuda, "triton", triton.__version__, "GPU", torch.cuda.is_available())'
+  git log -1 --format='commit %H %s' 2>/dev/null
+} >"$out/env.txt" 2>&1
+cat "$out/env.txt"
+
+"$py" -c 'import torch' || { echo "$py cannot import torch; set PYTHON=..." && exit 1; }
+"$py" -c 'import torch; torch.cuda.is_available() or print("WARNING: no CUDA device: CPU rows only")'
+installed='import apem, sys; sys.exit(not apem.__file__.startswith(sys.argv[1]))'
+if ! "$py" -c "$installed" "$PWD" 2>/dev/null &&
+  ! "$py" -m pip install -e . --no-deps --no-build-isolation -q >"$out/install.log" 2>&1; then
+  echo "pip install -e . failed (see install.log); using PYTHONPATH"
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
+bench() { # bench NAME END_SECOND PYTEST_ARGS...: one benchmark step writing NAME.json
+  local name=$1 end=$2
+  shift 2
+  step "$name" "$end" "$py" -m pytest -q -p no:cacheprovider --benchmark-json="$out/$name.json" \
+    --benchmark-columns=median,rounds,iterations "$@"
+}
+
+step tests 160 "$py" -m pytest tests -q -p no:cacheprovider
+bench kernels_headline 270 benchmarks/test_bench_kernels.py -k "block and paper"
+bench models 345 benchmarks/test_bench_models.py
+bench kernels_rest 425 benchmarks/test_bench_kernels.py -k "not (block and paper)"
+bench data 440 benchmarks/test_bench_data.py
+
+echo "== render: $(($(date +%s) - start)) s into the run"
+timeout 30 "$py" -m benchmarks.render "$out"/*.json --out "$out" \
+  >"$out/short.txt" 2>"$out/render.log" || echo "render failed: $(tail -n 3 "$out/render.log")"
+echo "== done in $(($(date +%s) - start)) s; tests: $(tail -n 1 "$out/tests.log")"
+cat "$out/short.txt"

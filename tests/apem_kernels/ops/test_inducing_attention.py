@@ -1,0 +1,229 @@
+"""Fused inducing-point attention (triton, interpreted) against the float64 reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from apem_kernels import reference
+from apem_kernels.ops.inducing_attention import compile_specs, fused_inducing_attention, tile_config
+
+# Relative to the largest reference magnitude of each compared tensor.
+TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}
+
+
+@dataclass(frozen=True)
+class Case:
+    batch: int
+    keys: int  # N
+    inducing: int  # K
+    dim: int
+    heads: int
+    gate: str = "z"  # "none" | "z" | "u"
+    gamma: float = 0.75  # exact in float32: the interpreter passes scalars as float32
+    mask: str = "none"  # "none" | "random" | "all" (random, and sample 0 fully padded)
+    w_q: bool = False
+    norm: bool = True
+    dtype: torch.dtype = torch.float64
+
+
+def make_inputs(case: Case, seed: int = 0) -> dict:
+    """Random inputs (never zeros) in case.dtype, all float tensors requiring grad."""
+    gen = torch.Generator().manual_seed(seed)
+    b, n, k, d = case.batch, case.keys, case.inducing, case.dim
+
+    def rand(*shape, scale=1.0):
+        t = torch.randn(*shape, generator=gen, dtype=torch.float64) * scale
+        return t.to(case.dtype).requires_grad_()
+
+    inputs = {
+        "x": rand(b, n, d),
+        "inducing": rand(k, d),
+        "w_k": rand(d, d, scale=d**-0.5),
+        "w_v": rand(d, d, scale=d**-0.5),
+        "w_o": rand(d, d, scale=d**-0.5),
+    }
+    if case.gate == "z":
+        inputs["z"] = rand(b, k)
+    if case.gate == "u":
+        inputs["u"] = rand(b, k, scale=case.gamma)
+    if case.w_q:
+        inputs["w_q"] = rand(d, d, scale=d**-0.5)
+    if case.norm:
+        inputs["norm_weight"] = rand(d)
+        inputs["norm_bias"] = rand(d)
+    if case.mask != "none":
+        mask = torch.rand(b, n, generator=gen) < 0.4
+        if case.mask == "all" and b > 0:
+            mask[0] = True
+        inputs["key_padding_mask"] = mask
+    return inputs
+
+
+def run_fused(case: Case, inputs: dict):
+    kwargs = {k: v for k, v in inputs.items() if k not in ("x", "inducing", "w_k", "w_v", "w_o")}
+    if case.gate == "u":
+        kwargs["gamma"] = case.gamma
+    return fused_inducing_attention(
+        inputs["x"], inputs["inducing"], inputs["w_k"], inputs["w_v"], inputs["w_o"],
+        case.heads, **kwargs,
+    )  # fmt: skip
+
+
+def run_reference(case: Case, inputs: dict):
+    """The reference on float64 copies of the same values."""
+    ref = {
+        k: v.detach().double().requires_grad_() if v.is_floating_point() else v
+        for k, v in inputs.items()
+    }
+    z = ref.get("z")
+    if case.gate == "u":
+        z = reference.smooth_step(ref["u"], case.gamma)
+    args = (ref["x"], ref["inducing"], ref["w_k"], ref["w_v"], ref["w_o"], case.heads)
+    kwargs = {"z": z, "key_padding_mask": ref.get("key_padding_mask"), "w_q": ref.get("w_q")}
+    if case.norm:
+        out = reference.inducing_attention_block(
+            *args, ref["norm_weight"], ref["norm_bias"], **kwargs
+        )
+    else:
+        out = reference.inducing_attention(*args, **kwargs)
+    return out, ref
+
+
+def differentiable(inputs: dict) -> list[str]:
+    return [k for k, v in inputs.items() if v.is_floating_point()]
+
+
+def assert_close(actual, expected, dtype, what):
+    assert actual.shape == expected.shape, what
+    assert torch.isfinite(actual).all(), f"{what}: non-finite values"
+    scale = expected.abs().max().item() if expected.numel() else 0.0
+    error = (actual.double() - expected).abs().max().item() if expected.numel() else 0.0
+    assert error <= TOLERANCE[dtype] * max(scale, 1.0), (
+        f"{what}: error {error:.3g}, scale {scale:.3g}"
+    )
+
+
+def check_against_reference(case: Case, seed: int = 0):
+    inputs = make_inputs(case, seed)
+    out = run_fused(case, inputs)
+    expected, ref = run_reference(case, inputs)
+    assert out.dtype == case.dtype
+    assert_close(out, expected, case.dtype, "output")
+    grad_out = torch.randn(expected.shape, generator=torch.Generator().manual_seed(seed + 1))
+    names = differentiable(inputs)
+    grads = torch.autograd.grad(out, [inputs[k] for k in names], grad_out.to(case.dtype))
+    ref_grads = torch.autograd.grad(expected, [ref[k] for k in names], grad_out.double())
+    for name, grad, ref_grad in zip(names, grads, ref_grads, strict=True):
+        assert grad.dtype == case.dtype, name
+        assert_close(grad, ref_grad, case.dtype, f"grad of {name}")
+
+
+CASES = [
+    Case(3, 7, 5, 18, 2),
+    Case(1, 1, 1, 8, 1, gate="none", norm=False),
+    Case(3, 23, 64, 36, 3, mask="all", w_q=True),
+    Case(3, 7, 5, 18, 3, gate="u", gamma=4.0, mask="random", norm=False),
+    Case(2, 7, 5, 8, 2, gate="u", gamma=2.0**-12, mask="all", w_q=True),  # hard gate
+    Case(3, 23, 1, 36, 2, gate="none", mask="random"),
+    Case(1, 7, 64, 18, 1, gate="u", gamma=0.75, w_q=True, norm=False),
+    Case(3, 7, 5, 18, 2, dtype=torch.float32, mask="all", w_q=True),
+    Case(3, 7, 5, 18, 2, dtype=torch.bfloat16, gate="u", mask="random"),
+    Case(3, 23, 5, 36, 3, dtype=torch.float16, norm=False),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_matches_reference(case):
+    check_against_reference(case)
+
+
+def test_multi_block_tiles_match_reference():
+    """K, N span several tiles and C_j several column chunks (d=40 pads to 64)."""
+    case = Case(2, 70, 130, 40, 2, mask="all", dtype=torch.float32, w_q=True)
+    cfg = tile_config(case.dim, case.dtype)
+    assert cfg.block_k < case.inducing and cfg.block_n < case.keys and cfg.block_dc < cfg.block_d
+    check_against_reference(case)
+
+
+@pytest.mark.parametrize("norm", [True, False])
+def test_empty_batch(norm):
+    case = Case(0, 7, 5, 18, 2, gate="u", norm=norm, mask="random")
+    inputs = make_inputs(case)
+    out = run_fused(case, inputs)
+    assert out.shape == (0, 5, 18)
+    names = differentiable(inputs)
+    grads = torch.autograd.grad(out.sum(), [inputs[k] for k in names])
+    for name, grad in zip(names, grads, strict=True):
+        assert grad.shape == inputs[name].shape and not grad.any(), name
+
+
+def test_all_masked_sample_gives_zero_output_and_gradients():
+    case = Case(2, 7, 5, 18, 2, mask="all", norm=False)
+    inputs = make_inputs(case)
+    out = run_fused(case, inputs)
+    assert torch.equal(out[0], torch.zeros_like(out[0]))
+    grad_x, grad_z = torch.autograd.grad(out.sum(), [inputs["x"], inputs["z"]])
+    assert not grad_x[0].any() and not grad_z[0].any()
+    assert grad_x[1].any()
+
+
+def test_non_contiguous_inputs_and_gradient_give_same_result():
+    case = Case(3, 7, 5, 18, 2, mask="random", w_q=True)
+    inputs = make_inputs(case)
+    names = differentiable(inputs)
+    grad_out = torch.randn(3, 5, 18, dtype=case.dtype)
+    out = run_fused(case, inputs)
+    grads = torch.autograd.grad(out, [inputs[k] for k in names], grad_out)
+
+    def strided(t):  # same values, every dimension strided and the last two transposed
+        wide = torch.zeros(*[2 * s for s in t.shape], dtype=t.dtype)
+        view = wide[tuple(slice(None, None, 2) for _ in t.shape)]
+        view.copy_(t.detach())
+        return view if t.dim() < 2 else view.transpose(-1, -2).contiguous().transpose(-1, -2)
+
+    strided_inputs = {k: strided(v) for k, v in inputs.items()}
+    for k in names:
+        strided_inputs[k].requires_grad_()
+    assert not strided_inputs["x"].is_contiguous()
+    out2 = run_fused(case, strided_inputs)
+    grads2 = torch.autograd.grad(out2, [strided_inputs[k] for k in names], strided(grad_out))
+    torch.testing.assert_close(out2, out, rtol=1e-12, atol=1e-12)
+    for name, a, b in zip(names, grads2, grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=name)
+
+
+def test_backward_is_deterministic():
+    case = Case(5, 23, 37, 18, 2, mask="random", dtype=torch.float32, w_q=True)
+    inputs = make_inputs(case)
+    names = differentiable(inputs)
+    runs = [
+        torch.autograd.grad(run_fused(case, inputs).sum(), [inputs[k] for k in names])
+        for _ in range(2)
+    ]
+    for name, a, b in zip(names, *runs, strict=True):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("gate", ["z", "u"])
+def test_gradcheck(gate):
+    case = Case(2, 3, 2, 8, 2, gate=gate, gamma=4.0, mask="random", w_q=True)
+    inputs = make_inputs(case)
+    names = differentiable(inputs)
+
+    def fn(*tensors):
+        return run_fused(case, {**inputs, **dict(zip(names, tensors, strict=True))})
+
+    assert torch.autograd.gradcheck(fn, [inputs[k] for k in names], fast_mode=True)
+
+
+def test_compile_specs_cover_every_width_and_dtype():
+    specs = compile_specs()
+    for dim in (8, 18, 36, 64, 100, 256):
+        for dtype in (torch.float32, torch.bfloat16, torch.float16):
+            block_d = tile_config(dim, dtype).block_d
+            assert any(
+                s.tags["dtype"] == dtype and s.constexprs["BLOCK_D"] == block_d for s in specs
+            ), (dim, dtype)

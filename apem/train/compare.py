@@ -1,0 +1,142 @@
+"""Several models x several seeds on one dataset, summarised as the paper reports them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apem.data.schema import FunnelSplits
+from apem.models import build_model
+from apem.train.stats import paired_t_test
+from apem.train.trainer import FitResult, TrainConfig, fit, seed_everything
+
+REFERENCE_MODEL = "single_task"
+
+
+@dataclass
+class ModelSummary:
+    """One model across seeds. Per-step dicts are keyed by step name.
+
+    Attributes:
+        auc_mean, auc_std: mean and sample standard deviation of the test AUC over seeds.
+        gain_pct: relative AUC gain over Single-Task, ``(AUC_m - AUC_st) / AUC_st`` in %, of
+            the means (None when Single-Task was not run).
+        p_value: two-sided paired t-test (pairs: seeds) against the best other model of the
+            step (NaN with one seed).
+        best_other: name of that model per step.
+    """
+
+    auc_mean: dict[str, float]
+    auc_std: dict[str, float]
+    gain_pct: dict[str, float] | None
+    p_value: dict[str, float]
+    best_other: dict[str, str]
+    violation_rate_mean: float | None
+    samples_per_s_mean: float
+
+
+@dataclass
+class Comparison:
+    """Runs of ``models`` x ``seeds``: ``runs[model][i]`` was trained with ``seeds[i]``."""
+
+    steps: tuple[str, ...]
+    seeds: tuple[int, ...]
+    runs: dict[str, list[FitResult]]
+
+    def test_auc(self, model: str, step: str) -> list[float]:
+        return [run.test.auc[step] for run in self.runs[model]]
+
+    def summary(self, model: str) -> ModelSummary:
+        runs = self.runs[model]
+        means = {s: statistics.fmean(self.test_auc(model, s)) for s in self.steps}
+        stds = {
+            s: statistics.stdev(self.test_auc(model, s)) if len(runs) > 1 else 0.0
+            for s in self.steps
+        }
+        gain = None
+        if REFERENCE_MODEL in self.runs:
+            reference = {s: statistics.fmean(self.test_auc(REFERENCE_MODEL, s)) for s in self.steps}
+            gain = {s: 100.0 * (means[s] - reference[s]) / reference[s] for s in self.steps}
+        best_other, p_value = {}, {}
+        others = [m for m in self.runs if m != model]
+        for s in self.steps:
+            if not others:
+                best_other[s], p_value[s] = "", math.nan
+                continue
+            rival = max(others, key=lambda m: statistics.fmean(self.test_auc(m, s)))
+            best_other[s] = rival
+            p_value[s] = paired_t_test(self.test_auc(model, s), self.test_auc(rival, s))[1]
+        violations = [run.test.violation_rate for run in runs]
+        return ModelSummary(
+            auc_mean=means,
+            auc_std=stds,
+            gain_pct=gain,
+            p_value=p_value,
+            best_other=best_other,
+            violation_rate_mean=None if None in violations else statistics.fmean(violations),
+            samples_per_s_mean=statistics.fmean(run.samples_per_s for run in runs),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: one entry per model with per-seed lists and the summary."""
+
+        def finite(value: float | None) -> float | None:
+            return None if value is None or math.isnan(value) else value
+
+        entries = []
+        for model, runs in self.runs.items():
+            summary = dataclasses.asdict(self.summary(model))
+            summary["p_value"] = {k: finite(v) for k, v in summary["p_value"].items()}
+            tests = [run.test.to_dict() for run in runs]
+            entries.append(
+                {
+                    "model": model,
+                    "seeds": list(self.seeds),
+                    "auc": {s: [t["auc"][s] for t in tests] for s in self.steps},
+                    "conditional_auc": {
+                        s: [t["conditional_auc"][s] for t in tests] for s in self.steps[1:]
+                    }
+                    if tests[0]["conditional_auc"]
+                    else {},
+                    "logloss": {s: [t["logloss"][s] for t in tests] for s in self.steps},
+                    "violation_rate": [t["violation_rate"] for t in tests],
+                    "samples_per_s": [run.samples_per_s for run in runs],
+                    "best_epoch": [run.best_epoch for run in runs],
+                    **summary,
+                }
+            )
+        return {"steps": list(self.steps), "seeds": list(self.seeds), "models": entries}
+
+
+def compare(
+    models: Sequence[str],
+    seeds: Sequence[int],
+    splits: FunnelSplits,
+    config: TrainConfig,
+    hparams: dict[str, dict[str, Any]],
+    *,
+    checkpoint_root: str | Path | None = None,
+) -> Comparison:
+    """Train every model with every seed on the same splits and test each at its best epoch.
+
+    Args:
+        hparams: model name -> keyword arguments of ``build_model`` (missing: defaults).
+        checkpoint_root: if set, run (m, s) keeps its checkpoints in ``root/m-seed{s}``.
+    """
+    runs: dict[str, list[FitResult]] = {}
+    for name in models:
+        runs[name] = []
+        for seed in seeds:
+            seed_everything(seed)
+            model = build_model(name, splits.schema, **hparams.get(name, {}))
+            directory = None
+            if checkpoint_root is not None:
+                directory = str(Path(checkpoint_root) / f"{name}-seed{seed}")
+            run_config = dataclasses.replace(config, seed=seed, checkpoint_dir=directory)
+            runs[name].append(fit(model, splits, run_config))
+    return Comparison(steps=splits.schema.steps, seeds=tuple(seeds), runs=runs)

@@ -1,0 +1,356 @@
+"""The training loop: Adam, early stopping on validation AUC, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from apem.data.batching import BatchLoader
+from apem.data.schema import FunnelData, FunnelSplits
+from apem.train.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    capture_rng,
+    load_checkpoint,
+    load_model_state,
+    restore_rng,
+    save_checkpoint,
+    schema_to_dict,
+)
+from apem.train.evaluation import autocast, evaluate, resolve_device
+from apem.train.metrics import FunnelMetrics
+
+log = logging.getLogger("apem.train")
+
+LAST = "last.pt"
+BEST = "best.pt"
+# Settings that shape the training trajectory: a resumed run must keep them.
+TRAJECTORY_FIELDS = ("lr", "batch_size", "seed", "amp")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the message names the step and the batch."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train.
+
+    Attributes:
+        lr: Adam's learning rate.
+        batch_size: training mini-batch size.
+        epochs: maximum number of passes over the training split.
+        patience: stop after this many validations in a row without a better mean step AUC
+            on the validation split (0 disables early stopping).
+        seed: seeds torch, numpy and Python at the start, and the batch order.
+        device: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when available).
+        amp: bf16 autocast (CUDA only; ignored on CPU).
+        max_steps: stop after this many optimiser steps in total (None: no limit).
+        eval_batch_size: batch size of validation, test and prediction passes.
+        checkpoint_dir: where ``last.pt`` and ``best.pt`` go (None: no checkpoints).
+        log_interval: steps between loss checks and progress-bar updates.
+        num_threads: torch CPU threads (None: leave torch's choice).
+        progress: show a tqdm bar (only when stderr is a terminal).
+        resident: keep the training split on the device (None: on CUDA only).
+    """
+
+    lr: float = 1e-3
+    batch_size: int = 1024
+    epochs: int = 10
+    patience: int = 2
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    max_steps: int | None = None
+    eval_batch_size: int = 8192
+    checkpoint_dir: str | None = None
+    log_interval: int = 50
+    num_threads: int | None = None
+    progress: bool = True
+    resident: bool | None = None
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`.
+
+    Attributes:
+        best_epoch: the validation point (epochs completed, fractional after a ``max_steps``
+            stop) whose weights were kept.
+        valid: validation metrics at the best point.
+        test: test metrics at the best point.
+        history: one dict per validation (epoch, step, train_loss, loss parts, valid AUCs,
+            seconds, samples_per_s).
+        samples_per_s: training throughput over the whole run (optimiser steps only).
+        steps: optimiser steps taken in total.
+        stopped_early: True when patience ran out.
+    """
+
+    best_epoch: float
+    valid: FunnelMetrics
+    test: FunnelMetrics
+    history: list[dict[str, Any]]
+    samples_per_s: float
+    steps: int
+    stopped_early: bool
+
+
+@dataclass
+class _Progress:
+    """Counters a checkpoint carries so that a resumed run continues exactly."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    best_score: float = -math.inf
+    best_epoch: float = -1.0
+    bad_validations: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    train_samples: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _checkpoint(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    splits: FunnelSplits,
+    progress: _Progress,
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "model": {"name": model.name, "config": model.config, "state": model.state_dict()},
+        "schema": schema_to_dict(splits.schema),
+        "optimizer": optimizer.state_dict(),
+        "train_config": dataclasses.asdict(config),
+        "progress": dataclasses.asdict(progress),
+        "rng": capture_rng(),
+        "metadata": metadata,
+    }
+
+
+def _resume(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    splits: FunnelSplits,
+) -> tuple[_Progress, dict[str, Tensor] | None]:
+    """Restore model, optimiser, RNG and counters; return them and the best weights so far."""
+    checkpoint = load_checkpoint(path)
+    load_model_state(model, checkpoint, splits.schema, path)
+    saved = checkpoint["train_config"]
+    changed = [k for k in TRAJECTORY_FIELDS if saved[k] != getattr(config, k)]
+    if changed:
+        details = ", ".join(f"{k}={saved[k]!r} (now {getattr(config, k)!r})" for k in changed)
+        raise CheckpointError(f"checkpoint {path} was trained with {details}; resume with those")
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    restore_rng(checkpoint["rng"])
+    progress = _Progress(**checkpoint["progress"])
+    best_path = path.with_name(BEST)
+    best = load_checkpoint(best_path)["model"]["state"] if best_path.exists() else None
+    return progress, best
+
+
+def _check_losses(losses: list[Tensor], first_step: int, first_batch: int, epoch: int) -> float:
+    """Sum of the pending losses; raise if one is not finite (one device sync per call)."""
+    values = torch.stack(losses)
+    finite = torch.isfinite(values)
+    if not bool(finite.all()):
+        k = int((~finite).nonzero()[0])
+        raise NonFiniteLossError(
+            f"training loss is {values[k].item()} at step {first_step + k} "
+            f"(epoch {epoch}, batch {first_batch + k}); stopped, the last good checkpoint is kept"
+        )
+    return float(values.sum())
+
+
+class _Run:
+    """One training run's moving parts: the loop over epochs, validation and checkpoints."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        splits: FunnelSplits,
+        config: TrainConfig,
+        resume_from: str | Path | None,
+        metadata: dict[str, Any],
+    ) -> None:
+        self.model, self.splits, self.config, self.metadata = model, splits, config, metadata
+        self.device = resolve_device(config.device)
+        self.directory = Path(config.checkpoint_dir) if config.checkpoint_dir else None
+        model.to(self.device)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.best_state: dict[str, Tensor] | None = None
+        if resume_from is not None:
+            self.progress, self.best_state = _resume(
+                Path(resume_from), model, self.optimizer, config, splits
+            )
+        else:
+            seed_everything(config.seed)
+            self.progress = _Progress()
+        on_cuda = self.device.type == "cuda"
+        self.loader = BatchLoader(
+            splits.train,
+            config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            device=self.device,
+            pin_memory=on_cuda,
+            resident=on_cuda if config.resident is None else config.resident,
+        )
+
+    def finished(self) -> bool:
+        p, c = self.progress, self.config
+        out_of_steps = c.max_steps is not None and p.step >= c.max_steps
+        return p.epoch >= c.epochs or p.stopped_early or out_of_steps
+
+    def train_epoch(self) -> tuple[float, int]:
+        """Train from the current position to the end of the epoch (or ``max_steps``).
+
+        Returns the sum of the batch losses and their number. Losses are checked for NaN/inf
+        every ``log_interval`` steps, one device sync each.
+        """
+        p, config = self.progress, self.config
+        self.loader.set_epoch(p.epoch)
+        pending: list[Tensor] = []
+        pending_from = (p.step + 1, p.batch)
+        loss_sum, batches = 0.0, 0
+        bar = tqdm(
+            total=len(self.loader),
+            initial=p.batch,
+            desc=f"epoch {p.epoch + 1}",
+            disable=not (config.progress and sys.stderr.isatty()),
+            leave=False,
+        )
+        self.model.train()
+        for index, batch in enumerate(self.loader):
+            if index < p.batch:
+                continue  # already trained on before the checkpoint this run resumed from
+            with autocast(self.device, config.amp):
+                loss, _ = self.model.training_loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            pending.append(loss.detach().float())
+            p.step, p.batch, p.train_samples = p.step + 1, index + 1, p.train_samples + len(batch)
+            bar.update(1)
+            stop = config.max_steps is not None and p.step >= config.max_steps
+            if stop or len(pending) >= config.log_interval or p.batch == len(self.loader):
+                loss_sum += _check_losses(pending, *pending_from, p.epoch + 1)
+                batches += len(pending)
+                bar.set_postfix(loss=f"{loss_sum / batches:.4f}")
+                pending, pending_from = [], (p.step + 1, p.batch)
+            if stop:
+                break
+        bar.close()
+        return loss_sum, batches
+
+    def evaluate(self, data: FunnelData) -> FunnelMetrics:
+        config = self.config
+        return evaluate(self.model, data, batch_size=config.eval_batch_size, amp=config.amp)
+
+    def validate(self, train_loss: float, seconds: float) -> None:
+        """Score the validation split, keep the best weights, write the checkpoints."""
+        p = self.progress
+        metrics = self.evaluate(self.splits.valid)
+        point = p.epoch + p.batch / len(self.loader)
+        p.history.append(
+            {
+                "epoch": point,
+                "step": p.step,
+                "train_loss": train_loss,
+                "valid_auc": metrics.auc,
+                "valid_mean_auc": metrics.mean_auc,
+                "seconds": seconds,
+                "samples_per_s": p.train_samples / max(p.train_seconds, 1e-9),
+            }
+        )
+        aucs = "  ".join(f"{k} {v:.4f}" for k, v in metrics.auc.items())
+        log.info(
+            "epoch %.2f  step %d  loss %.4f  valid AUC %s  (%.1f s)",
+            point, p.step, train_loss, aucs, seconds,
+        )  # fmt: skip
+        improved = metrics.mean_auc > p.best_score  # False for NaN
+        if improved:
+            p.best_score, p.best_epoch, p.bad_validations = metrics.mean_auc, point, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            p.bad_validations += 1
+            p.stopped_early = 0 < self.config.patience <= p.bad_validations
+        if self.directory is not None:
+            checkpoint = _checkpoint(
+                self.model, self.optimizer, self.config, self.splits, p, self.metadata
+            )
+            save_checkpoint(self.directory / LAST, checkpoint)
+            if improved:
+                save_checkpoint(self.directory / BEST, checkpoint)
+
+    def run(self) -> FitResult:
+        p = self.progress
+        while not self.finished():
+            started = time.perf_counter()
+            loss_sum, batches = self.train_epoch()
+            seconds = time.perf_counter() - started
+            p.train_seconds += seconds
+            if p.batch == len(self.loader):
+                p.epoch, p.batch = p.epoch + 1, 0
+            self.validate(loss_sum / max(batches, 1), seconds)
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return FitResult(
+            best_epoch=p.best_epoch,
+            valid=self.evaluate(self.splits.valid),
+            test=self.evaluate(self.splits.test),
+            history=p.history,
+            samples_per_s=p.train_samples / max(p.train_seconds, 1e-9),
+            steps=p.step,
+            stopped_early=p.stopped_early,
+        )
+
+
+def fit(
+    model: nn.Module,
+    splits: FunnelSplits,
+    config: TrainConfig,
+    *,
+    resume_from: str | Path | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``splits.train`` with early stopping on ``splits.valid``.
+
+    After each epoch (and at a ``max_steps`` stop) the validation split is scored; the weights
+    with the best mean step AUC are kept, restored into ``model`` at the end and scored on the
+    test split. With ``config.checkpoint_dir`` set, ``last.pt`` is written at each validation
+    and ``best.pt`` whenever the score improves. ``resume_from`` (a ``last.pt``) continues a
+    run to exactly the result of an uninterrupted one (same config, CPU). ``metadata`` (JSON-
+    ready) is stored in the checkpoints.
+
+    Raises:
+        NonFiniteLossError: a NaN/inf loss (no checkpoint is written after it).
+        CheckpointError: ``resume_from`` holds another model, schema or trajectory settings.
+    """
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    return _Run(model, splits, config, resume_from, metadata or {}).run()

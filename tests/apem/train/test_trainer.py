@@ -1,0 +1,159 @@
+"""fit / evaluate / predict on a tiny funnel: learning, early stopping, exact resume, NaN stop."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from apem.train import (
+    NonFiniteLossError,
+    TrainConfig,
+    fit,
+    load_checkpoint,
+    seed_everything,
+)
+from apem.train.checkpoint import CheckpointError
+
+TIMING = {"seconds", "samples_per_s"}
+
+
+def config(tmp_path=None, **overrides) -> TrainConfig:
+    values = {
+        "batch_size": 64,
+        "epochs": 2,
+        "device": "cpu",
+        "patience": 0,
+        "progress": False,
+        "log_interval": 3,
+        "checkpoint_dir": None if tmp_path is None else str(tmp_path),
+    }
+    return TrainConfig(**{**values, **overrides})
+
+
+def parameters(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def without_timing(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in entry.items() if k not in TIMING} for entry in history]
+
+
+def test_fit_learns_and_writes_checkpoints(tiny_splits, make_model, tmp_path):
+    seed_everything(0)
+    model = make_model()
+    result = fit(model, tiny_splits, config(tmp_path, epochs=3, lr=1e-2))
+    assert result.steps == 3 * 10
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert all(result.test.auc[s] > 0.65 for s in tiny_splits.schema.steps), result.test.auc
+    assert result.valid.mean_auc == max(h["valid_mean_auc"] for h in result.history)
+    assert result.samples_per_s > 0
+    last, best = load_checkpoint(tmp_path / "last.pt"), load_checkpoint(tmp_path / "best.pt")
+    assert last["progress"]["epoch"] == 3
+    assert last["model"]["name"] == "shared_bottom"
+    assert last["schema"]["steps"] == list(tiny_splits.schema.steps)
+    assert last["train_config"]["lr"] == 1e-2
+    assert set(last["rng"]) == {"torch", "cuda", "numpy", "python"}
+    assert best["progress"]["best_epoch"] == result.best_epoch
+    # The returned model holds the best weights.
+    assert_same_state(parameters(model), best["model"]["state"])
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_early_stopping_without_improvement(tiny_splits, make_model):
+    seed_everything(0)
+    result = fit(make_model(), tiny_splits, config(lr=0.0, epochs=5, patience=2))
+    assert result.stopped_early
+    assert len(result.history) == 3  # one improvement (from nothing), then two without
+    assert result.best_epoch == 1
+
+
+def test_max_steps_stops_mid_epoch(tiny_splits, make_model, tmp_path):
+    seed_everything(0)
+    result = fit(make_model(), tiny_splits, config(tmp_path, max_steps=4))
+    assert result.steps == 4
+    assert result.history[-1]["epoch"] == pytest.approx(0.4)
+    assert load_checkpoint(tmp_path / "last.pt")["progress"]["batch"] == 4
+
+
+def run(make_model, tiny_splits, cfg, seed=0, resume_from=None):
+    seed_everything(seed)
+    model = make_model()
+    result = fit(model, tiny_splits, cfg, resume_from=resume_from)
+    return model, result
+
+
+def test_resume_from_epoch_boundary_equals_uninterrupted(tiny_splits, make_model, tmp_path):
+    full_model, full = run(make_model, tiny_splits, config(tmp_path / "full", epochs=3))
+    part = config(tmp_path / "part", epochs=1)
+    run(make_model, tiny_splits, part)
+    # A different initialisation proves that everything comes from the checkpoint.
+    resumed_model, resumed = run(
+        make_model,
+        tiny_splits,
+        dataclasses.replace(part, epochs=3),
+        seed=123,
+        resume_from=tmp_path / "part" / "last.pt",
+    )
+    assert_same_state(parameters(full_model), parameters(resumed_model))
+    for name in ("last.pt", "best.pt"):
+        a, b = (load_checkpoint(tmp_path / d / name) for d in ("full", "part"))
+        assert_same_state(a["model"]["state"], b["model"]["state"])
+        assert_same_state(a["optimizer"]["state"][0], b["optimizer"]["state"][0])
+    assert full.test == resumed.test and full.valid == resumed.valid
+    assert full.best_epoch == resumed.best_epoch and full.steps == resumed.steps
+    assert without_timing(full.history) == without_timing(resumed.history)
+
+
+def test_resume_mid_epoch_continues_the_same_trajectory(tiny_splits, make_model, tmp_path):
+    run(make_model, tiny_splits, config(tmp_path / "full", epochs=2))
+    part = config(tmp_path / "part", epochs=2, max_steps=13)
+    run(make_model, tiny_splits, part)
+    run(
+        make_model,
+        tiny_splits,
+        dataclasses.replace(part, max_steps=None),
+        seed=5,
+        resume_from=tmp_path / "part" / "last.pt",
+    )
+    full, resumed = (load_checkpoint(tmp_path / d / "last.pt") for d in ("full", "part"))
+    assert_same_state(full["model"]["state"], resumed["model"]["state"])
+    assert full["progress"]["step"] == resumed["progress"]["step"] == 20
+
+
+def test_resume_refuses_other_trajectory_settings(tiny_splits, make_model, tmp_path):
+    run(make_model, tiny_splits, config(tmp_path, epochs=1))
+    with pytest.raises(CheckpointError, match=r"lr=0\.001 \(now 0\.01\)"):
+        run(
+            make_model,
+            tiny_splits,
+            config(tmp_path, epochs=2, lr=0.01),
+            resume_from=tmp_path / "last.pt",
+        )
+
+
+def test_nan_loss_names_step_and_batch_and_keeps_last_good_checkpoint(
+    tiny_splits, make_model, tmp_path
+):
+    seed_everything(0)
+    model = make_model()
+    calls = {"n": 0}
+    original = model.training_loss
+
+    def poisoned(batch):
+        calls["n"] += 1
+        loss, parts = original(batch)
+        return (loss * math.nan if calls["n"] == 14 else loss), parts
+
+    model.training_loss = poisoned
+    with pytest.raises(NonFiniteLossError, match=r"nan at step 14 \(epoch 2, batch 3\)"):
+        fit(model, tiny_splits, config(tmp_path, epochs=3))
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["progress"]["epoch"] == 1 and last["progress"]["step"] == 10
+    assert all(torch.isfinite(v).all() for v in last["model"]["state"].values())

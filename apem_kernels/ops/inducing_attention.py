@@ -47,9 +47,10 @@ _MAX_ROWS = 64
 _PARTIAL_BYTES = 512 * 2**20
 _PROGRAMS_PER_SM = 4
 _INTERPRETER_PROGRAMS = 2
-# What compile_specs() covers: every padded width and the GPU dtypes.
+# What compile_specs() covers: every padded width and every dtype the launcher takes (float64
+# serves gradcheck and the float64 tests on a GPU).
 _WIDTH_BUCKETS = (16, 32, 64, 128, 256)
-_GPU_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
 @dataclass(frozen=True)
@@ -592,9 +593,9 @@ def fused_inducing_attention(
     )
 
 
-# Pointer arguments held in the accumulator dtype (float32 on the GPU) or bytes; the others take
-# the input dtype.
-_FLOAT32_POINTERS = {
+# Pointer arguments held in the accumulator dtype (float64 for float64 inputs, else float32);
+# the others take the input dtype.
+_ACCUMULATOR_POINTERS = {
     "a_ptr",
     "c_ptr",
     "lse_ptr",
@@ -616,7 +617,8 @@ def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:
         elif name == "mask_ptr":
             types[name] = "*u8"
         elif name.endswith("_ptr"):
-            types[name] = "*fp32" if name in _FLOAT32_POINTERS else f"*{TRITON_DTYPES[dtype]}"
+            held = _accumulator_dtype(dtype) if name in _ACCUMULATOR_POINTERS else dtype
+            types[name] = f"*{TRITON_DTYPES[held]}"
         elif name in _FLAGS:
             types[name] = "u1"
         elif name == "gamma":
@@ -631,7 +633,7 @@ def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:
 def compile_specs() -> list[KernelSpec]:
     """Every (kernel, dtype, tiles) configuration the launchers can choose, for AOT compiles."""
     specs = []
-    for dtype in _GPU_DTYPES:
+    for dtype in _DTYPES:
         for width in _WIDTH_BUCKETS:
             cfg = tile_config(width, dtype)
             for kernel in (_forward_kernel, _backward_kernel):
@@ -640,7 +642,7 @@ def compile_specs() -> list[KernelSpec]:
                         name=f"{kernel.__name__}[{TRITON_DTYPES[dtype]},d={width}]",
                         kernel=kernel,
                         signature=_signature(kernel, dtype),
-                        constexprs={"ACC": tl.float32, **_tiles(cfg)},
+                        constexprs={"ACC": TRITON_ACC[_accumulator_dtype(dtype)], **_tiles(cfg)},
                         num_warps=cfg.num_warps,
                         tags={"dtype": dtype, "block_d": width},
                     )

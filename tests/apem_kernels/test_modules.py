@@ -112,15 +112,23 @@ def test_state_dict_round_trips_and_is_backend_independent():
 
 
 @pytest.mark.parametrize("query_projection", [False, True])
-def test_backends_agree_forward_and_backward(query_projection):
+def test_backends_agree_forward_and_backward(query_projection, kernel_device):
     outputs = {}
     for backend in ("torch", "triton"):
-        m = make(query_projection=query_projection, backend=backend, dtype=torch.float64)
-        x, u, mask = (t.double() if t.is_floating_point() else t for t in inputs())
+        m = make(
+            query_projection=query_projection,
+            backend=backend,
+            device=kernel_device,
+            dtype=torch.float64,
+        )
+        x, u, mask = (
+            t.to(kernel_device, torch.float64 if t.is_floating_point() else t.dtype)
+            for t in inputs()
+        )
         x.requires_grad_()
         u.requires_grad_()
         y = m(x, u=u, gamma=3.0, key_padding_mask=mask)
-        y.backward(torch.cos(torch.arange(y.numel(), dtype=y.dtype)).reshape(y.shape))
+        y.backward(torch.cos(torch.arange(y.numel(), dtype=y.dtype, device=y.device)).view_as(y))
         grads = {name: p.grad for name, p in m.named_parameters()}
         outputs[backend] = {"y": y.detach(), "x.grad": x.grad, "u.grad": u.grad, **grads}
     for name, want in outputs["torch"].items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -116,14 +118,19 @@ def test_backend_reaches_every_attention_block(make_schema):
     assert len(blocks) == 4 and all(block.backend.value == "triton" for block in blocks)
 
 
-def test_triton_and_torch_backends_agree_on_outputs_and_gradients(make_schema, make_batch):
-    """Tiny shape: the triton kernels run under the interpreter on the CPU."""
+def test_triton_and_torch_backends_agree_on_outputs_and_gradients(
+    make_schema, make_batch, kernel_device
+):
+    """Tiny shape on kernel_device: interpreted kernels on the CPU, or compiled ones on CUDA."""
     schema = make_schema(2)
     batch = make_batch(schema, 3, seed=0)
+    batch = dataclasses.replace(
+        batch, ids=batch.ids.to(kernel_device), labels=batch.labels.to(kernel_device)
+    )
     torch.manual_seed(0)
-    reference = small_apem(schema, backend="torch")
+    reference = small_apem(schema, backend="torch").to(kernel_device)
     reference.set_step(49_000)  # γ = 0.2: selector outputs fall on and off the ramp
-    fused = small_apem(schema, backend="triton")
+    fused = small_apem(schema, backend="triton").to(kernel_device)
     fused.load_state_dict(reference.state_dict())
     torch.testing.assert_close(fused(batch.ids), reference(batch.ids), rtol=1e-5, atol=1e-6)
     losses = [model.training_loss(batch)[0] for model in (reference, fused)]

@@ -1,4 +1,7 @@
-"""Fused inducing-point attention (triton, interpreted) against the float64 reference."""
+"""Fused inducing-point attention (triton) against the float64 reference.
+
+Inputs live on ``kernel_device`` (tests/conftest.py): the CPU under the interpreter, or CUDA with
+compiled kernels. float64 compiles on the GPU too (DMMA on sm_80+), so every case runs there."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ import torch
 from apem_kernels import reference
 from apem_kernels.ops.inducing_attention import compile_specs, fused_inducing_attention, tile_config
 
-# Relative to the largest reference magnitude of each compared tensor.
+# Relative to the largest reference magnitude of each compared tensor. float32 on the GPU multiplies
+# through tf32x3 (three tf32 products, error ~1e-6 of fp32's scale), well inside 1e-4.
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}
 
 
@@ -29,14 +33,14 @@ class Case:
     dtype: torch.dtype = torch.float64
 
 
-def make_inputs(case: Case, seed: int = 0) -> dict:
-    """Random inputs (never zeros) in case.dtype, all float tensors requiring grad."""
+def make_inputs(case: Case, device: torch.device, seed: int = 0) -> dict:
+    """Random inputs (never zeros) in case.dtype on device, all float tensors requiring grad."""
     gen = torch.Generator().manual_seed(seed)
     b, n, k, d = case.batch, case.keys, case.inducing, case.dim
 
     def rand(*shape, scale=1.0):
         t = torch.randn(*shape, generator=gen, dtype=torch.float64) * scale
-        return t.to(case.dtype).requires_grad_()
+        return t.to(device, case.dtype).requires_grad_()
 
     inputs = {
         "x": rand(b, n, d),
@@ -58,7 +62,7 @@ def make_inputs(case: Case, seed: int = 0) -> dict:
         mask = torch.rand(b, n, generator=gen) < 0.4
         if case.mask == "all" and b > 0:
             mask[0] = True
-        inputs["key_padding_mask"] = mask
+        inputs["key_padding_mask"] = mask.to(device)
     return inputs
 
 
@@ -106,13 +110,14 @@ def assert_close(actual, expected, dtype, what):
     )
 
 
-def check_against_reference(case: Case, seed: int = 0):
-    inputs = make_inputs(case, seed)
+def check_against_reference(case: Case, device: torch.device, seed: int = 0):
+    inputs = make_inputs(case, device, seed)
     out = run_fused(case, inputs)
     expected, ref = run_reference(case, inputs)
     assert out.dtype == case.dtype
     assert_close(out, expected, case.dtype, "output")
     grad_out = torch.randn(expected.shape, generator=torch.Generator().manual_seed(seed + 1))
+    grad_out = grad_out.to(device)
     names = differentiable(inputs)
     grads = torch.autograd.grad(out, [inputs[k] for k in names], grad_out.to(case.dtype))
     ref_grads = torch.autograd.grad(expected, [ref[k] for k in names], grad_out.double())
@@ -136,22 +141,22 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_matches_reference(case):
-    check_against_reference(case)
+def test_matches_reference(case, kernel_device):
+    check_against_reference(case, kernel_device)
 
 
-def test_multi_block_tiles_match_reference():
+def test_multi_block_tiles_match_reference(kernel_device):
     """K, N span several tiles and C_j several column chunks (d=40 pads to 64)."""
     case = Case(2, 70, 130, 40, 2, mask="all", dtype=torch.float32, w_q=True)
     cfg = tile_config(case.dim, case.dtype)
     assert cfg.block_k < case.inducing and cfg.block_n < case.keys and cfg.block_dc < cfg.block_d
-    check_against_reference(case)
+    check_against_reference(case, kernel_device)
 
 
 @pytest.mark.parametrize("norm", [True, False])
-def test_empty_batch(norm):
+def test_empty_batch(norm, kernel_device):
     case = Case(0, 7, 5, 18, 2, gate="u", norm=norm, mask="random")
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, kernel_device)
     out = run_fused(case, inputs)
     assert out.shape == (0, 5, 18)
     names = differentiable(inputs)
@@ -160,9 +165,9 @@ def test_empty_batch(norm):
         assert grad.shape == inputs[name].shape and not grad.any(), name
 
 
-def test_all_masked_sample_gives_zero_output_and_gradients():
+def test_all_masked_sample_gives_zero_output_and_gradients(kernel_device):
     case = Case(2, 7, 5, 18, 2, mask="all", norm=False)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, kernel_device)
     out = run_fused(case, inputs)
     assert torch.equal(out[0], torch.zeros_like(out[0]))
     grad_x, grad_z = torch.autograd.grad(out.sum(), [inputs["x"], inputs["z"]])
@@ -170,16 +175,16 @@ def test_all_masked_sample_gives_zero_output_and_gradients():
     assert grad_x[1].any()
 
 
-def test_non_contiguous_inputs_and_gradient_give_same_result():
+def test_non_contiguous_inputs_and_gradient_give_same_result(kernel_device):
     case = Case(3, 7, 5, 18, 2, mask="random", w_q=True)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, kernel_device)
     names = differentiable(inputs)
-    grad_out = torch.randn(3, 5, 18, dtype=case.dtype)
+    grad_out = torch.randn(3, 5, 18, dtype=case.dtype, device=kernel_device)
     out = run_fused(case, inputs)
     grads = torch.autograd.grad(out, [inputs[k] for k in names], grad_out)
 
     def strided(t):  # same values, every dimension strided and the last two transposed
-        wide = torch.zeros(*[2 * s for s in t.shape], dtype=t.dtype)
+        wide = torch.zeros(*[2 * s for s in t.shape], dtype=t.dtype, device=t.device)
         view = wide[tuple(slice(None, None, 2) for _ in t.shape)]
         view.copy_(t.detach())
         return view if t.dim() < 2 else view.transpose(-1, -2).contiguous().transpose(-1, -2)
@@ -195,9 +200,9 @@ def test_non_contiguous_inputs_and_gradient_give_same_result():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=name)
 
 
-def test_backward_is_deterministic():
+def test_backward_is_deterministic(kernel_device):
     case = Case(5, 23, 37, 18, 2, mask="random", dtype=torch.float32, w_q=True)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, kernel_device)
     names = differentiable(inputs)
     runs = [
         torch.autograd.grad(run_fused(case, inputs).sum(), [inputs[k] for k in names])
@@ -208,9 +213,9 @@ def test_backward_is_deterministic():
 
 
 @pytest.mark.parametrize("gate", ["z", "u"])
-def test_gradcheck(gate):
+def test_gradcheck(gate, kernel_device):
     case = Case(2, 3, 2, 8, 2, gate=gate, gamma=4.0, mask="random", w_q=True)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, kernel_device)
     names = differentiable(inputs)
 
     def fn(*tensors):

@@ -1,4 +1,5 @@
-"""The Triton smooth-step kernels (interpreter) against the float64 reference."""
+"""The Triton smooth-step kernels against the float64 reference, on ``kernel_device`` (the CPU
+under the interpreter, or CUDA with compiled kernels; float64 compiles there too)."""
 
 import pytest
 import torch
@@ -54,12 +55,12 @@ def assert_matches(u: torch.Tensor, gamma: float, grad_out: torch.Tensor) -> Non
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_matches_reference(shape, dtype):
+def test_matches_reference(shape, dtype, kernel_device):
     gamma = 3.0
     gen = torch.Generator().manual_seed(0)
     # Spread over the whole ramp and both flat sides.
-    u = (torch.randn(shape, generator=gen, dtype=torch.float64) * gamma).to(dtype)
-    grad_out = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype)
+    u = (torch.randn(shape, generator=gen, dtype=torch.float64) * gamma).to(kernel_device, dtype)
+    grad_out = torch.randn(shape, generator=gen, dtype=torch.float64).to(kernel_device, dtype)
     assert_matches(u, gamma, grad_out)
 
 
@@ -67,36 +68,37 @@ def test_matches_reference(shape, dtype):
 # The interpreter passes float scalars as fp32, so these widths are exact in fp32: the fp64
 # comparison then stays exact too (a GPU launch passes gamma as fp64).
 @pytest.mark.parametrize("gamma", [10.0, 0.375, 2.0**-10])
-def test_schedule_widths(gamma, dtype):
+def test_schedule_widths(gamma, dtype, kernel_device):
     gen = torch.Generator().manual_seed(1)
-    u = (torch.randn(4, 33, generator=gen, dtype=torch.float64) * gamma).to(dtype)
-    grad_out = torch.randn(4, 33, generator=gen, dtype=torch.float64).to(dtype)
+    u = (torch.randn(4, 33, generator=gen, dtype=torch.float64) * gamma).to(kernel_device, dtype)
+    grad_out = torch.randn(4, 33, generator=gen, dtype=torch.float64).to(kernel_device, dtype)
     assert_matches(u, gamma, grad_out)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_exact_at_the_edges(dtype):
+def test_exact_at_the_edges(dtype, kernel_device):
     gamma = 0.5  # gamma / 2 = 0.25 is exact in every dtype
-    u = torch.tensor([-1.0, -0.25, 0.0, 0.25, 1.0], dtype=dtype)
+    u = torch.tensor([-1.0, -0.25, 0.0, 0.25, 1.0], dtype=dtype, device=kernel_device)
     out, grad = run(u, gamma, torch.ones_like(u))
     assert out.tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
     assert grad[[0, 1, 3, 4]].tolist() == [0.0] * 4
     assert grad[2].item() == pytest.approx(1.5 / gamma, rel=1e-2)
 
 
-def test_gradcheck_float64():
+def test_gradcheck_float64(kernel_device):
     # Keep points away from the kinks at +-gamma/2, where finite differences straddle them.
-    u = torch.linspace(-1.9, 1.9, 23, dtype=torch.float64).reshape(23, 1).requires_grad_()
+    u = torch.linspace(-1.9, 1.9, 23, dtype=torch.float64, device=kernel_device)
+    u = u.reshape(23, 1).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: fused_smooth_step(t, 3.0), (u,))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_non_contiguous_input_and_gradient(dtype):
+def test_non_contiguous_input_and_gradient(dtype, kernel_device):
     gamma = 2.0
     gen = torch.Generator().manual_seed(2)
-    base = (torch.randn(9, 14, generator=gen, dtype=torch.float64) * gamma).to(dtype)
+    base = (torch.randn(9, 14, generator=gen, dtype=torch.float64) * gamma).to(kernel_device, dtype)
     u = base.t()[:, ::2]  # (14, 5), neither transpose nor slice is contiguous
-    grad_out = torch.randn(5, 14, generator=gen, dtype=torch.float64).to(dtype).t()
+    grad_out = torch.randn(5, 14, generator=gen, dtype=torch.float64).to(kernel_device, dtype).t()
     assert not u.is_contiguous() and not grad_out.is_contiguous()
     out, grad = run(u, gamma, grad_out)
     want_out, want_grad = run(u.contiguous(), gamma, grad_out.contiguous())

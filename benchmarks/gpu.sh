@@ -59,7 +59,9 @@ bench() { # bench NAME END_SECOND PYTEST_ARGS...: one benchmark step writing NAM
     --benchmark-columns=median,rounds,iterations "$@"
 }
 
-step tests 160 "$py" -m pytest tests -q -p no:cacheprovider
+# The ahead-of-time compile test is left out: on a GPU every kernel compiles for real.
+step tests 160 "$py" -m pytest tests -q -p no:cacheprovider \
+  --ignore=tests/apem_kernels/test_aot_compile.py
 bench kernels_headline 270 benchmarks/test_bench_kernels.py -k "block and paper"
 bench models 345 benchmarks/test_bench_models.py
 bench kernels_rest 425 benchmarks/test_bench_kernels.py -k "not (block and paper)"

@@ -1,0 +1,132 @@
+"""``python -m experiments run NAME --preset P --out DIR`` and ``python -m experiments render``.
+
+``run`` writes ``DIR/<NAME>[-<dataset>].json`` with its figures beside it, then re-renders
+``DIR.md`` (``docs/results`` -> ``docs/results.md``) from every JSON in DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from experiments.comparison import run_comparison
+from experiments.datasets import DATASETS
+from experiments.efficiency import run_efficiency
+from experiments.environment import provenance
+from experiments.presets import MODELS, PRESETS, first_points
+from experiments.render import render
+from experiments.selector import run_selector
+
+EXPERIMENTS = ("models", "ablations", "selector", "efficiency")
+DEFAULT_DATASET = {"models": "census", "ablations": "census", "selector": "census"}
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _models(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown model(s) {unknown}; valid: {', '.join(MODELS)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one experiment and re-render the results page")
+    run.add_argument("name", choices=EXPERIMENTS)
+    run.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    run.add_argument("--dataset", choices=DATASETS, help="models/ablations/selector only")
+    run.add_argument("--out", default="docs/results", help="folder of the JSON and PNG files")
+    run.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
+    run.add_argument(
+        "--seeds", type=_seeds, help="override the preset's seeds (comma-separated) to fit a budget"
+    )
+    run.add_argument(
+        "--models", type=_models, help="override the preset's Table 3 models (comma-separated)"
+    )
+    run.add_argument(
+        "--grid",
+        choices=("all", "first"),
+        default="all",
+        help="first: train only the first point of every grid (the defaults) to fit a budget",
+    )
+    page = commands.add_parser("render", help="write OUT.md from the JSON files in OUT")
+    page.add_argument("--out", default="docs/results")
+    return parser
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN (an undefined AUC, e.g. a split without positives) becomes None."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def run_experiment(args: argparse.Namespace, argv: Sequence[str] | None) -> Path:
+    """Run ``args.name`` and write its JSON payload; return the JSON's path."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    preset = PRESETS[args.preset]
+    if args.seeds:
+        preset = dataclasses.replace(preset, seeds=args.seeds)
+    if args.models:
+        preset = dataclasses.replace(preset, models=args.models)
+    if args.grid == "first":
+        preset = dataclasses.replace(preset, grid=first_points(preset.grid))
+    meta = provenance(None if argv is None else list(argv), torch.get_num_threads())
+    started = time.perf_counter()
+    payload: dict[str, Any]
+    if args.name == "efficiency":
+        if args.dataset:
+            raise SystemExit("efficiency always runs on synthetic2; drop --dataset")
+        payload, tag = run_efficiency(preset), "efficiency"
+    else:
+        dataset = args.dataset or DEFAULT_DATASET[args.name]
+        if args.name == "selector":
+            payload = run_selector(dataset, preset)
+        else:
+            payload = run_comparison(args.name, dataset, preset)
+        tag = f"{args.name}-{dataset}"
+    payload = {
+        "experiment": args.name,
+        "preset": preset.name,
+        **meta,
+        "wall_s": time.perf_counter() - started,
+        **payload,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{tag}.json"
+    path.write_text(json.dumps(_json_ready(payload), indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m experiments``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        print(f"wrote {run_experiment(args, argv)}")
+    print(f"wrote {render(Path(args.out))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -154,6 +154,24 @@ def _check_attention_args(
     return None if gamma is None else _positive_float("gamma", gamma)
 
 
+# The widest d the fused attention kernels are built for (one tile holds a whole row).
+MAX_FUSED_DIM = 256
+
+
+def _attention_backend(backend: Backend | str, x: Tensor) -> Backend:
+    """``_resolve`` for attention: ``auto`` takes torch when d is wider than the kernels' tiles,
+    an explicit ``triton`` is an error there."""
+    choice = _resolve(backend, x)
+    dim = x.shape[-1]
+    if choice is Backend.TRITON and dim > MAX_FUSED_DIM:
+        if Backend(backend) is Backend.AUTO:
+            return Backend.TORCH
+        raise ValueError(
+            f"backend='triton' supports d <= {MAX_FUSED_DIM}, got d = {dim}; use backend='torch'"
+        )
+    return choice
+
+
 def _attention(
     x: Tensor,
     inducing: Tensor,
@@ -177,7 +195,7 @@ def _attention(
         x, inducing, weights, num_heads, z, u, gamma, key_padding_mask, norm
     )
     num_heads = int(num_heads)
-    if _resolve(backend, x) is Backend.TORCH:
+    if _attention_backend(backend, x) is Backend.TORCH:
         if u is not None:
             z = reference.smooth_step(u, gamma)
         args = (x, inducing, w_k, w_v, w_o, num_heads)

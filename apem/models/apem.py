@@ -12,9 +12,9 @@ from apem.data.schema import Schema
 from apem.models.base import FunnelModel
 from apem.nn import MLP, Towers, dependence_loss
 from apem.nn.checks import dropout_rate, flag, layer_sizes, non_negative, one_of, positive_int
-from apem_kernels import InducingAttention, gamma_schedule
+from apem_kernels import Backend, InducingAttention, gamma_schedule
 
-BACKENDS = ("auto", "torch", "triton")
+BACKENDS = tuple(b.value for b in Backend)
 
 
 class ASRGLayer(nn.Module):
@@ -113,8 +113,10 @@ class APEM(FunnelModel):
             task_indicators=flag("task_indicators", task_indicators),
             dependence_weight=dependence_weight,
             query_projection=flag("query_projection", query_projection),
-            backend=one_of("backend", backend, BACKENDS),
         )
+        # The kernel backend is not a hyper-parameter: it changes no weight, so it stays out of
+        # ``config`` and a checkpoint loads under any backend (rebuilt models use "auto").
+        backend = one_of("backend", backend, BACKENDS)
         if embed_dim % num_heads:
             raise ValueError(
                 f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"

@@ -227,7 +227,12 @@ def _normalized(h, col_mask, D, eps):
 
 @triton.jit
 def _accumulate(ptr, offs_r, offs_c, n_rows, n_cols, stride_r, value, first):
-    """ptr tile += value (or = value when ``first``): a program's own slot or sample rows."""
+    """ptr tile += value (or = value when ``first``): a program's own slot or sample rows.
+
+    Earlier updates of these addresses may have come from other threads of the program (tiles of
+    another shape or layout), so a barrier orders this read after them.
+    """
+    tl.debug_barrier()
     mask = (offs_r[:, None] < n_rows) & (offs_c[None, :] < n_cols)
     ptrs = ptr + offs_r[:, None] * stride_r + offs_c[None, :]
     previous = tl.load(ptrs, mask=tl.where(first, False, mask), other=0.0)
@@ -407,21 +412,24 @@ def batch_shared_factors(
     inducing: Tensor, w_k: Tensor, w_v: Tensor, w_o: Tensor, num_heads: int, w_q: Tensor | None
 ) -> tuple[Tensor, Tensor]:
     """A (M, K, d) and C (M, d, d) of the module docstring, differentiable, in the accumulator
-    dtype (float32, or float64 for float64 inputs)."""
+    dtype (float32, or float64 for float64 inputs), autocast or not."""
     dtype = _accumulator_dtype(inducing.dtype)
     k, d = inducing.shape
     d_h = d // num_heads
-    queries = inducing.to(dtype)
-    if w_q is not None:
-        queries = torch.nn.functional.linear(queries, w_q.to(dtype))
-    a = torch.einsum(
-        "kmh,mhe->mke", queries.reshape(k, num_heads, d_h), w_k.to(dtype).reshape(num_heads, d_h, d)
-    )
-    c = torch.einsum(
-        "mha,bmh->mab",
-        w_v.to(dtype).reshape(num_heads, d_h, d),
-        w_o.to(dtype).reshape(d, num_heads, d_h),
-    )
+    with torch.autocast(inducing.device.type, enabled=False):
+        queries = inducing.to(dtype)
+        if w_q is not None:
+            queries = torch.nn.functional.linear(queries, w_q.to(dtype))
+        a = torch.einsum(
+            "kmh,mhe->mke",
+            queries.reshape(k, num_heads, d_h),
+            w_k.to(dtype).reshape(num_heads, d_h, d),
+        )
+        c = torch.einsum(
+            "mha,bmh->mab",
+            w_v.to(dtype).reshape(num_heads, d_h, d),
+            w_o.to(dtype).reshape(d, num_heads, d_h),
+        )
     return (a / math.sqrt(d_h)).contiguous(), c.contiguous()
 
 
@@ -467,8 +475,8 @@ class _FusedInducingAttention(torch.autograd.Function):
         grid = (_num_programs(batch, 0, x.device),)
         args = _pointer_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias)
         _forward_kernel[grid](
-            *args, out, lse, batch, n, k, d, m, *x.stride(), *_gate_strides(gate),
-            *_mask_strides(mask), float(gamma or 1.0), float(eps),
+            *args, out, lse, batch, n, k, d, m, *x.stride(), *_strides_2d(gate),
+            *_strides_2d(mask), float(gamma or 1.0), float(eps),
             **_flags(gate, gate_is_u, mask, norm), ACC=TRITON_ACC[acc], **_tiles(cfg),
             num_warps=cfg.num_warps,
         )  # fmt: skip
@@ -482,7 +490,8 @@ class _FusedInducingAttention(torch.autograd.Function):
         m, k, _ = a.shape
         acc = _accumulator_dtype(x.dtype)
         slot_elements = m * k * d + m * d * d + (k * d + 2 * d if norm else 0)
-        programs = _num_programs(batch, slot_elements * a.element_size(), x.device)
+        slot_bytes = slot_elements * torch.empty((), dtype=acc).element_size()
+        programs = _num_programs(batch, slot_bytes, x.device)
         dx = new_output((batch, n, d), acc, x.device)
         dgate = new_output((batch, k), gate.dtype, x.device) if gate is not None else None
         da = new_output((programs, m, k, d), acc, x.device)
@@ -496,7 +505,7 @@ class _FusedInducingAttention(torch.autograd.Function):
             _backward_kernel[(programs,)](
                 *args, lse, dy, dx, dgate if gate is not None else absent, da, dc,
                 dres if norm else absent, dnorm if norm else absent,
-                batch, n, k, d, m, *x.stride(), *_gate_strides(gate), *_mask_strides(mask),
+                batch, n, k, d, m, *x.stride(), *_strides_2d(gate), *_strides_2d(mask),
                 *dy.stride(), float(gamma or 1.0), float(eps),
                 **_flags(gate, gate_is_u, mask, norm), ACC=TRITON_ACC[acc], **_tiles(cfg),
                 num_warps=cfg.num_warps,
@@ -541,12 +550,9 @@ def _pointer_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias) -> tupl
     )
 
 
-def _gate_strides(gate: Tensor | None) -> tuple[int, int]:
-    return gate.stride() if gate is not None else (0, 0)
-
-
-def _mask_strides(mask: Tensor | None) -> tuple[int, int]:
-    return mask.stride() if mask is not None else (0, 0)
+def _strides_2d(t: Tensor | None) -> tuple[int, int]:
+    """Strides of an optional (B, K) gate or (B, N) mask; zeros when it is absent."""
+    return t.stride() if t is not None else (0, 0)
 
 
 def fused_inducing_attention(

@@ -8,7 +8,7 @@ import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from apem_kernels import reference
+from apem_kernels import Backend, functional, reference
 from apem_kernels.functional import inducing_attention, inducing_attention_block, smooth_step
 
 B, N, K, D, HEADS = 2, 3, 4, 8, 2
@@ -145,11 +145,34 @@ def test_bad_smooth_step_input(u, gamma, error, message):
 
 @pytest.mark.usefixtures("no_launch")
 def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    # The check reads interpreting(); switching TRITON_INTERPRET itself mid-session would leave
+    # triton's interpreter state behind for later tests.
+    monkeypatch.setattr(functional, "interpreting", lambda: False)
     with pytest.raises(ValueError, match="backend='triton' needs CUDA tensors"):
         smooth_step(torch.ones(3), 1.0, backend="triton")
     with pytest.raises(ValueError, match="backend='triton' needs CUDA tensors"):
         inducing_attention_block(**valid_args(), backend="triton")
+
+
+def test_wider_than_the_kernels_runs_the_reference_or_refuses_triton(monkeypatch):
+    monkeypatch.setattr(functional, "interpreting", lambda: True)
+    monkeypatch.setitem(sys.modules, FUSED_MODULE, fake_fused(calls := []))
+    wide = 264
+    args = dict(
+        x=torch.randn(2, 3, wide),
+        inducing=torch.randn(4, wide),
+        w_k=torch.randn(wide, wide),
+        w_v=torch.randn(wide, wide),
+        w_o=torch.randn(wide, wide),
+        num_heads=2,
+    )
+    with pytest.raises(ValueError, match="supports d <= 256, got d = 264"):
+        inducing_attention(**args, backend="triton")
+    # As on CUDA, auto resolves to triton; past the kernels' width it runs the reference instead.
+    monkeypatch.setattr(functional, "resolve_backend", lambda backend, *tensors: Backend.TRITON)
+    expected = reference.inducing_attention(*args.values())
+    torch.testing.assert_close(inducing_attention(**args, backend="auto"), expected)
+    assert calls == []
 
 
 def fake_fused(calls):
@@ -176,7 +199,7 @@ def test_cpu_runs_the_reference(backend, monkeypatch):
 
 def test_triton_dispatch_passes_the_contract(monkeypatch):
     # No kernel runs (the fused module is a fake), so CPU tensors do on every machine.
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(functional, "interpreting", lambda: True)
     monkeypatch.setitem(sys.modules, FUSED_MODULE, fake_fused(calls := []))
     args = {**valid_args(), "gamma": torch.tensor(2.5), "norm_eps": 1e-3}
     inducing_attention_block(**args, backend="triton")

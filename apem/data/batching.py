@@ -103,6 +103,8 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         order = self._order()
+        if order is not None:
+            order = order.to(self._arrays["ids"].device)  # once per epoch, not per batch
         n = len(self.data)
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):
@@ -110,7 +112,7 @@ class BatchLoader:
             if order is None:
                 parts = {k: None if v is None else v[start:end] for k, v in self._arrays.items()}
             else:
-                rows = order[start:end].to(self._arrays["ids"].device)
+                rows = order[start:end]
                 parts = {
                     k: None if v is None else v.index_select(0, rows)
                     for k, v in self._arrays.items()

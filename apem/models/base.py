@@ -57,6 +57,10 @@ class FunnelModel(nn.Module, ABC):
             schema.vocab_sizes, positive_int("embed_dim", embed_dim), schema.num_dense
         )
         self.step_weights = check_step_weights(step_weights, schema.num_steps)
+        # The same weights as a tensor that follows the model's device (no copy per step).
+        self.register_buffer(
+            "_step_weights", torch.tensor(self.step_weights, dtype=torch.float32), persistent=False
+        )
         self.config: dict[str, Any] = {
             "embed_dim": embed_dim,
             "step_weights": self.step_weights,
@@ -93,5 +97,5 @@ class FunnelModel(nn.Module, ABC):
         check_labels(labels, logits)
         per_step = step_bce(logits, labels)
         parts = {f"bce/{step}": per_step[i] for i, step in enumerate(self.schema.steps)}
-        total = (per_step * per_step.new_tensor(self.step_weights)).sum()
+        total = (per_step * self._step_weights).sum()
         return total, parts

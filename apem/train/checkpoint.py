@@ -132,6 +132,14 @@ def load_model_state(
         CheckpointError: the checkpoint holds another model, other hyper-parameters or another
             schema, naming what differs.
     """
+    check_model_state(model, checkpoint, schema, source)
+    model.load_state_dict(checkpoint["model"]["state"])
+
+
+def check_model_state(
+    model: nn.Module, checkpoint: dict[str, Any], schema: Schema, source: str | Path
+) -> None:
+    """Raise a CheckpointError unless the checkpoint's weights fit ``model`` and ``schema``."""
     saved = checkpoint["model"]
     if saved["name"] != model.name:
         raise CheckpointError(
@@ -162,7 +170,6 @@ def load_model_state(
     if problems:
         shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
         raise CheckpointError(f"checkpoint {source} does not fit the model: {shown}")
-    model.load_state_dict(state)
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any], source: str | Path) -> nn.Module:

@@ -23,6 +23,7 @@ from apem.train.checkpoint import (
     FORMAT,
     CheckpointError,
     capture_rng,
+    check_model_state,
     load_checkpoint,
     load_model_state,
     restore_rng,
@@ -169,8 +170,16 @@ def _resume(
     restore_rng(checkpoint["rng"])
     progress = _Progress(**checkpoint["progress"])
     best_path = path.with_name(BEST)
-    best = load_checkpoint(best_path)["model"]["state"] if best_path.exists() else None
-    return progress, best
+    if not best_path.exists():
+        return progress, None
+    best = load_checkpoint(best_path)
+    check_model_state(model, best, splits.schema, best_path)
+    if best["progress"]["step"] > progress.step:
+        raise CheckpointError(
+            f"{best_path} is from step {best['progress']['step']}, after {path} "
+            f"(step {progress.step}): it belongs to another run"
+        )
+    return progress, best["model"]["state"]
 
 
 def _check_losses(losses: list[Tensor], first_step: int, first_batch: int, epoch: int) -> float:

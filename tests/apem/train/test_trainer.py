@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from apem.models import build_model
 from apem.train import (
     NonFiniteLossError,
     TrainConfig,
@@ -136,6 +137,21 @@ def test_resume_refuses_other_trajectory_settings(tiny_splits, make_model, tmp_p
             config(tmp_path, epochs=2, lr=0.01),
             resume_from=tmp_path / "last.pt",
         )
+
+
+def test_resume_refuses_a_best_checkpoint_of_another_run(tiny_splits, make_model, tmp_path):
+    run(make_model, tiny_splits, config(tmp_path / "mine", epochs=1))
+    run(make_model, tiny_splits, config(tmp_path / "later", epochs=2))
+    mine = tmp_path / "mine"
+    (tmp_path / "later" / "best.pt").replace(mine / "best.pt")
+    with pytest.raises(CheckpointError, match=r"best\.pt is from step 20, after .* \(step 10\)"):
+        run(make_model, tiny_splits, config(mine, epochs=2), resume_from=mine / "last.pt")
+    seed_everything(0)
+    other = build_model("single_task", tiny_splits.schema, embed_dim=4, tower_hidden=[8])
+    fit(other, tiny_splits, config(tmp_path / "other", epochs=1))
+    (tmp_path / "other" / "best.pt").replace(mine / "best.pt")
+    with pytest.raises(CheckpointError, match="holds a 'single_task' model, not 'shared_bottom'"):
+        run(make_model, tiny_splits, config(mine, epochs=2), resume_from=mine / "last.pt")
 
 
 def test_nan_loss_names_step_and_batch_and_keeps_last_good_checkpoint(

@@ -47,6 +47,9 @@ def load_source(
             ``labels``.
     """
     kind, _, path = source.partition(":")
+    if kind == "aliccp" and not isinstance(dense, str) and len(dense) == 1:
+        dense = dense[0]  # the CLI's `--dense raw` arrives as a one-element list
+    _refuse_unused(source, kind, labels=labels, dense=dense, seed=seed)
     if source == "synthetic":
         return synthetic_splits(options.pop("n", 1_000_000), seed=seed, **options)
     if kind == "census" and path:
@@ -68,3 +71,20 @@ def load_source(
             )
         return load_table(source, labels, dense=dense, seed=seed, cache_dir=cache_dir, **options)
     raise ValueError(f"unknown data source {source!r}; valid: {', '.join(SOURCES)}")
+
+
+def _refuse_unused(source: str, kind: str, *, labels, dense, seed: int) -> None:
+    """ValueError for an option that the source would otherwise ignore silently."""
+    named = source == "synthetic" or kind in ("census", "census-pair", "aliccp", "tianchi")
+    unused = []
+    if labels and named:
+        unused.append("labels")
+    if dense and named and kind != "aliccp":
+        unused.append("dense")
+    if seed != 0 and kind in ("census", "census-pair", "aliccp"):
+        unused.append("seed")
+    if unused:
+        raise ValueError(
+            f"{source}: {', '.join(unused)} does not apply to this source (its steps, fields and "
+            "split are fixed)"
+        )

@@ -40,3 +40,25 @@ def test_tianchi_source_converts_once(raw_dir, tmp_path):
 def test_unknown_source_lists_the_valid_ones():
     with pytest.raises(ValueError, match="valid: synthetic, census:PATH"):
         load_source("criteo:/data")
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "unused"),
+    [
+        ("synthetic", {"labels": ["click"]}, "labels"),
+        ("synthetic", {"dense": ["price"]}, "dense"),
+        ("census:any.gz", {"seed": 3}, "seed"),
+        ("census-pair:any.gz", {"dense": ["c0"], "seed": 1}, "dense, seed"),
+        ("aliccp:dir", {"labels": ["click", "purchase"]}, "labels"),
+        ("tianchi:dir", {"dense": ["D1"]}, "dense"),
+    ],
+)
+def test_options_a_source_ignores_are_refused(source, options, unused):
+    with pytest.raises(ValueError, match=rf"{source}: {unused} does not apply"):
+        load_source(source, **options)
+
+
+def test_aliccp_dense_mode_given_as_a_one_element_list(shared_data_dir, tmp_path):
+    path = f"{shared_data_dir}/ali-ccp-sample"
+    raw = load_source(f"aliccp:{path}", dense=["raw"], cache_dir=str(tmp_path))
+    assert raw.schema.num_dense == 8

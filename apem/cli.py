@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ from apem.train import (
     resolve_device,
     seed_everything,
 )
-from apem.train.report import comparison_table, metrics_table
+from apem.train.report import comparison_table, metrics_table, write_json
 
 # `--data synthetic` is the quick demo, about a minute of APEM on a 2-core CPU: a small funnel
 # that a few dozen steps can learn (20 ids per field, click 20 %, conversion 6 %) and a short,
@@ -298,24 +297,6 @@ def _train_config(
     )
 
 
-def _json_ready(value: Any) -> Any:
-    """NaN/inf become None; tuples become lists; anything else JSON cannot hold, a string."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
-
-
-def _write_json(path: str, payload: dict[str, Any]) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(_json_ready(payload), indent=2) + "\n")
-
-
 def _describe(spec: dict[str, Any], splits: FunnelSplits) -> str:
     schema = splits.schema
     sizes = " / ".join(f"{len(getattr(splits, s)):,}" for s in SPLITS)
@@ -359,7 +340,7 @@ def _run_train(args: argparse.Namespace) -> int:
             "history": result.history,
             "checkpoint": str(Path(out) / "best.pt"),
         }
-        _write_json(args.json, payload)
+        write_json(args.json, payload)
     return 0
 
 
@@ -387,7 +368,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             **metrics.to_dict(),
             "oracle_auc": oracle.auc if oracle else None,
         }
-        _write_json(args.json, payload)
+        write_json(args.json, payload)
     return 0
 
 
@@ -450,7 +431,7 @@ def _run_compare(args: argparse.Namespace) -> int:
             **comparison.to_dict(),
             "oracle_auc": oracle.auc if oracle else None,
         }
-        _write_json(args.json, payload)
+        write_json(args.json, payload)
     return 0
 
 

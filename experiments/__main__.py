@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import torch
 
+from apem.train.report import write_json
 from experiments.comparison import run_comparison
 from experiments.datasets import DATASETS
 from experiments.efficiency import run_efficiency
@@ -68,17 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _json_ready(value: Any) -> Any:
-    """NaN (an undefined AUC, e.g. a split without positives) becomes None."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    return value
-
-
 def run_experiment(args: argparse.Namespace, argv: Sequence[str] | None) -> Path:
     """Run ``args.name`` and write its JSON payload; return the JSON's path."""
     if args.threads:
@@ -111,10 +99,8 @@ def run_experiment(args: argparse.Namespace, argv: Sequence[str] | None) -> Path
         "wall_s": time.perf_counter() - started,
         **payload,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{tag}.json"
-    path.write_text(json.dumps(_json_ready(payload), indent=1, allow_nan=False) + "\n")
+    path = Path(args.out) / f"{tag}.json"
+    write_json(path, payload, indent=1)
     return path
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -94,7 +95,8 @@ def run_variants(
                 variant.label, hparams, seeds[0], result.valid.mean_auc,
                 _aucs(result), wall,
             )  # fmt: skip
-        chosen, first, first_wall = max(trials, key=lambda t: t[1].valid.mean_auc)
+        # An undefined validation AUC (NaN) never wins, whatever the grid order.
+        chosen, first, first_wall = max(trials, key=lambda t: _score(t[1].valid.mean_auc))
         runs[variant.label], seconds[variant.label] = [first], [first_wall]
         for seed in seeds[1:]:
             _, result, wall = train_once(variant.model, chosen, splits, train, seed)
@@ -111,3 +113,8 @@ def run_variants(
 
 def _aucs(result: FitResult) -> str:
     return " ".join(f"{k} {v:.4f}" for k, v in result.test.auc.items())
+
+
+def _score(value: float) -> float:
+    """A validation score for selection: NaN ranks below every number."""
+    return -math.inf if math.isnan(value) else value

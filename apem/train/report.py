@@ -1,9 +1,13 @@
-"""Plain-text tables of metrics and comparisons, as the `apem` command prints them."""
+"""Plain-text tables of metrics and comparisons, as the `apem` command prints them, and their
+JSON form."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from apem.train.compare import Comparison
 from apem.train.metrics import FunnelMetrics
@@ -94,3 +98,22 @@ def comparison_table(comparison: Comparison) -> str:
         "p = two-sided paired t-test (pairs: seeds) against the best other model of the step.",
     ]
     return format_table(headers, rows) + "\n" + "\n".join(notes)
+
+
+def json_ready(value: Any) -> Any:
+    """NaN/inf become None; tuples become lists; anything else JSON cannot hold, a string."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+def write_json(path: str | Path, payload: dict[str, Any], indent: int = 2) -> None:
+    """Write ``payload`` as strict JSON (no NaN), creating the parent folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(json_ready(payload), indent=indent, allow_nan=False) + "\n")

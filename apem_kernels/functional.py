@@ -74,7 +74,7 @@ def smooth_step(u: Tensor, gamma: float | Tensor, *, backend: Backend | str = "a
     Args:
         u: any shape, float16/bfloat16/float32/float64.
         gamma: width of the ramp, a finite number > 0 (python number or one-element tensor;
-            no gradient flows to it).
+            no gradient flows to it; a CUDA tensor costs one device sync to read).
         backend: ``"auto"``, ``"triton"`` or ``"torch"``.
 
     Returns:
@@ -249,7 +249,8 @@ def inducing_attention(
         num_heads: M, dividing d; heads are consecutive blocks of d/M columns.
         z: (B, K) per-sample query row scale (``Q̂ = I ⊙ z``); None means all ones.
         u: (B, K) pre-activation of z instead of z: ``z = smooth_step(u, gamma)`` (needs gamma).
-        gamma: width of the smooth step, a finite number > 0 (only with u).
+        gamma: width of the smooth step, a finite number > 0 (only with u); pass a python
+            float in a training loop: a CUDA tensor costs one device sync to read.
         key_padding_mask: (B, N) bool, True marks a padded key; all-padded rows give zeros.
         w_q: optional (d, d) query projection (Set Transformer's MAB).
         backend: ``"auto"``, ``"triton"`` or ``"torch"``.

@@ -8,6 +8,7 @@ import math
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,7 @@ def _checkpoint(
         "optimizer": optimizer.state_dict(),
         "train_config": dataclasses.asdict(config),
         "progress": dataclasses.asdict(progress),
+        "device_type": next(model.parameters()).device.type,
         "rng": capture_rng(),
         "metadata": metadata,
     }
@@ -166,6 +168,13 @@ def _resume(
     if changed:
         details = ", ".join(f"{k}={saved[k]!r} (now {getattr(config, k)!r})" for k in changed)
         raise CheckpointError(f"checkpoint {path} was trained with {details}; resume with those")
+    here = next(model.parameters()).device.type
+    if checkpoint.get("device_type", here) != here:
+        warnings.warn(
+            f"{path} was trained on {checkpoint['device_type']} and resumes on {here}: the run "
+            "continues, but not bit for bit as an uninterrupted one would",
+            stacklevel=3,
+        )
     optimizer.load_state_dict(checkpoint["optimizer"])
     restore_rng(checkpoint["rng"])
     progress = _Progress(**checkpoint["progress"])

@@ -173,3 +173,13 @@ def test_nan_loss_names_step_and_batch_and_keeps_last_good_checkpoint(
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["progress"]["epoch"] == 1 and last["progress"]["step"] == 10
     assert all(torch.isfinite(v).all() for v in last["model"]["state"].values())
+
+
+def test_resume_on_another_device_type_warns(tiny_splits, make_model, tmp_path):
+    run(make_model, tiny_splits, config(tmp_path, epochs=1))
+    checkpoint = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert checkpoint["device_type"] == "cpu"
+    checkpoint["device_type"] = "cuda"
+    torch.save(checkpoint, tmp_path / "last.pt")
+    with pytest.warns(UserWarning, match="trained on cuda and resumes on cpu"):
+        run(make_model, tiny_splits, config(tmp_path, epochs=2), resume_from=tmp_path / "last.pt")

@@ -6,8 +6,6 @@ any device, autograd through ordinary PyTorch ops.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -46,24 +44,27 @@ def smooth_step(u: Tensor, gamma: float) -> Tensor:
 def _attention_scores_to_output(
     q: Tensor, k: Tensor, v: Tensor, num_heads: int, key_padding_mask: Tensor | None
 ) -> Tensor:
-    """Multi-head attention core: q (B, K, d), k and v (B, N, d) -> heads concatenated (B, K, d)."""
+    """Multi-head attention core: q (B, K, d), k and v (B, N, d) -> heads concatenated (B, K, d).
+
+    ``softmax(q_j k_jᵀ / sqrt(d_h)) v_j`` per head j, by ``F.scaled_dot_product_attention``
+    (fused on the CPU as well). A row whose keys are all padded attends to nothing: zero output.
+    """
     b, n_q, d = q.shape
     n_k = k.shape[1]
     d_h = d // num_heads
     q = q.reshape(b, n_q, num_heads, d_h).transpose(1, 2)  # (B, M, K, d_h)
     k = k.reshape(b, n_k, num_heads, d_h).transpose(1, 2)  # (B, M, N, d_h)
     v = v.reshape(b, n_k, num_heads, d_h).transpose(1, 2)
-    scores = q @ k.transpose(-1, -2) / math.sqrt(d_h)  # (B, M, K, N)
-    if key_padding_mask is not None:
-        padded = key_padding_mask[:, None, None, :]
-        scores = scores.masked_fill(padded, float("-inf"))
-        # A row whose keys are all padded attends to nothing: zero weights, zero output.
-        all_padded = key_padding_mask.all(dim=1)[:, None, None, None]
-        scores = scores.masked_fill(all_padded, 0.0)
-        probs = torch.softmax(scores, dim=-1).masked_fill(all_padded | padded, 0.0)
+    if key_padding_mask is None:
+        heads = F.scaled_dot_product_attention(q, k, v)
     else:
-        probs = torch.softmax(scores, dim=-1)
-    return (probs @ v).transpose(1, 2).reshape(b, n_q, d)
+        all_padded = key_padding_mask.all(dim=1, keepdim=True)  # (B, 1)
+        # SDPA's mask marks the keys that take part; an all-padded row lets every key take part
+        # (finite softmax, no NaN in the backward) and its output is zeroed below.
+        keep = ~key_padding_mask | all_padded
+        heads = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+        heads = heads.masked_fill(all_padded[:, :, None, None], 0.0)
+    return heads.transpose(1, 2).reshape(b, n_q, d)
 
 
 def inducing_queries(inducing: Tensor, z: Tensor | None, batch: int) -> Tensor:

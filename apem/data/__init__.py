@@ -9,7 +9,6 @@ from apem.data.batching import Batch, BatchLoader
 from apem.data.bucketing import log_round
 from apem.data.census import load_census_funnel, load_census_pair
 from apem.data.errors import DataError
-from apem.data.metrics import auc, oracle_auc
 from apem.data.schema import FunnelData, FunnelSplits, Schema
 from apem.data.sources import load_source
 from apem.data.synthetic import make_funnel, synthetic_splits
@@ -25,7 +24,6 @@ __all__ = [
     "FunnelSplits",
     "Schema",
     "Vocabulary",
-    "auc",
     "convert_tianchi",
     "load_aliccp",
     "load_census_funnel",
@@ -34,6 +32,5 @@ __all__ = [
     "load_table",
     "log_round",
     "make_funnel",
-    "oracle_auc",
     "synthetic_splits",
 ]

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from apem.data.batching import Batch
-from apem.data.metrics import auc, oracle_auc
 from apem.data.schema import FunnelData
 from apem.data.synthetic import make_funnel
 from apem.models import MODEL_NAMES, build_model
+from apem.train import oracle_metrics, roc_auc
 
 # Small sizes keep the CPU run short; APEM keeps its structure (stacked layers, heads, selector).
 SMALL = {
@@ -58,9 +58,10 @@ def gap_closed(name: str, hparams: dict, data: FunnelData) -> list[float]:
         probs = model(ids[TRAIN_ROWS:]).numpy()
     test = FunnelData(data.schema, data.ids[TRAIN_ROWS:], data.labels[TRAIN_ROWS:], None,
                       data.oracle[TRAIN_ROWS:])  # fmt: skip
-    oracle = oracle_auc(test)
+    oracle = list(oracle_metrics(test).auc.values())
+    labels = torch.as_tensor(test.labels)
     return [
-        (auc(probs[:, i], test.labels[:, i]) - 0.5) / (oracle[i] - 0.5)
+        (float(roc_auc(torch.from_numpy(probs[:, i]), labels[:, i])) - 0.5) / (oracle[i] - 0.5)
         for i in range(data.schema.num_steps)
     ]
 

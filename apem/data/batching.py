@@ -102,12 +102,17 @@ class BatchLoader:
         return torch.from_numpy(rng.permutation(len(self.data)))
 
     def __iter__(self) -> Iterator[Batch]:
+        return self.batches()
+
+    def batches(self, first: int = 0) -> Iterator[Batch]:
+        """The epoch's batches from batch index ``first`` on (a resumed epoch skips the rest
+        without gathering them)."""
         order = self._order()
         if order is not None:
             order = order.to(self._arrays["ids"].device)  # once per epoch, not per batch
         n = len(self.data)
         stop = n - n % self.batch_size if self.drop_last else n
-        for start in range(0, stop, self.batch_size):
+        for start in range(first * self.batch_size, stop, self.batch_size):
             end = min(start + self.batch_size, n)
             if order is None:
                 parts = {k: None if v is None else v[start:end] for k, v in self._arrays.items()}

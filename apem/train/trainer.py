@@ -263,9 +263,8 @@ class _Run:
             leave=False,
         )
         self.model.train()
-        for index, batch in enumerate(self.loader):
-            if index < p.batch:
-                continue  # already trained on before the checkpoint this run resumed from
+        # A resumed run starts at the batch after its checkpoint's.
+        for index, batch in enumerate(self.loader.batches(p.batch), start=p.batch):
             with autocast(self.device, config.amp):
                 loss, _ = self.model.training_loss(batch)
             self.optimizer.zero_grad(set_to_none=True)

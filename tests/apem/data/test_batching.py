@@ -47,6 +47,18 @@ def test_shuffle_reproducible_per_seed_and_epoch(data):
     assert not np.array_equal(epoch0, rows_seen(other))
 
 
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_batches_from_an_index_are_the_epochs_tail(data, drop_last):
+    loader = BatchLoader(data, 300, shuffle=True, seed=4, drop_last=drop_last)
+    loader.set_epoch(2)
+    whole = [batch.oracle for batch in loader]
+    for first in range(len(whole) + 1):
+        tail = [batch.oracle for batch in loader.batches(first)]
+        assert len(tail) == len(whole) - first
+        for got, want in zip(tail, whole[first:], strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
 def test_drop_last_and_resident(data):
     loader = BatchLoader(data, 300, drop_last=True, resident=True)
     assert len(loader) == 3 and [len(b) for b in loader] == [300] * 3

@@ -8,7 +8,6 @@ run is reused. The test split only scores the runs, it never chooses anything.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import math
@@ -18,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apem.data import FunnelSplits
-from apem.models import FunnelModel, build_model
-from apem.train import Comparison, FitResult, TrainConfig, fit, seed_everything
+from apem.models import FunnelModel
+from apem.train import Comparison, FitResult, TrainConfig, fit_seed
 
 log = logging.getLogger("experiments")
 
@@ -67,13 +66,9 @@ class Outcome:
 def train_once(
     model_name: str, hparams: dict[str, Any], splits: FunnelSplits, train: TrainConfig, seed: int
 ) -> tuple[FunnelModel, FitResult, float]:
-    """Build ``model_name`` with ``hparams`` under ``seed`` and fit it; return the trained
-    model (best validation weights), the result and the wall seconds of the fit."""
-    seed_everything(seed)
-    model = build_model(model_name, splits.schema, **hparams)
-    config = dataclasses.replace(train, seed=seed)
+    """``apem.train.fit_seed`` and the wall seconds it took."""
     started = time.perf_counter()
-    result = fit(model, splits, config)
+    model, result = fit_seed(model_name, hparams, splits, train, seed)
     return model, result, time.perf_counter() - started
 
 

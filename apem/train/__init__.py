@@ -6,7 +6,7 @@ from apem.train.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
 )
-from apem.train.compare import Comparison, ModelSummary, compare
+from apem.train.compare import Comparison, ModelSummary, compare, fit_seed
 from apem.train.evaluation import evaluate, oracle_metrics, predict, resolve_device
 from apem.train.metrics import FunnelMetrics, funnel_metrics, log_loss, roc_auc
 from apem.train.stats import paired_t_test, regularized_incomplete_beta, student_t_cdf
@@ -30,6 +30,7 @@ __all__ = [
     "compare",
     "evaluate",
     "fit",
+    "fit_seed",
     "funnel_metrics",
     "load_checkpoint",
     "log_loss",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from apem.data.schema import FunnelSplits
-from apem.models import build_model
+from apem.models import FunnelModel, build_model
 from apem.train.stats import paired_t_test
 from apem.train.trainer import FitResult, TrainConfig, fit, seed_everything
 
@@ -113,6 +113,16 @@ class Comparison:
         return {"steps": list(self.steps), "seeds": list(self.seeds), "models": entries}
 
 
+def fit_seed(
+    name: str, hparams: dict[str, Any], splits: FunnelSplits, config: TrainConfig, seed: int
+) -> tuple[FunnelModel, FitResult]:
+    """Seed every generator, build ``name`` with ``hparams`` and fit it with ``config`` under
+    ``seed``; return the model (its best validation weights) and the result."""
+    seed_everything(seed)
+    model = build_model(name, splits.schema, **hparams)
+    return model, fit(model, splits, dataclasses.replace(config, seed=seed))
+
+
 def compare(
     models: Sequence[str],
     seeds: Sequence[int],
@@ -132,11 +142,10 @@ def compare(
     for name in models:
         runs[name] = []
         for seed in seeds:
-            seed_everything(seed)
-            model = build_model(name, splits.schema, **hparams.get(name, {}))
             directory = None
             if checkpoint_root is not None:
                 directory = str(Path(checkpoint_root) / f"{name}-seed{seed}")
-            run_config = dataclasses.replace(config, seed=seed, checkpoint_dir=directory)
-            runs[name].append(fit(model, splits, run_config))
+            run_config = dataclasses.replace(config, checkpoint_dir=directory)
+            _, result = fit_seed(name, hparams.get(name, {}), splits, run_config, seed)
+            runs[name].append(result)
     return Comparison(steps=splits.schema.steps, seeds=tuple(seeds), runs=runs)

@@ -228,8 +228,9 @@ def selector_reading(rates: dict[str, Any]) -> list[str]:
     return [text, paper]
 
 
-def efficiency_reading(models: list[dict[str, Any]]) -> list[str]:
-    """APEM's cost against the cheapest model, beside the paper's Figure 8 ratios."""
+def efficiency_reading(models: list[dict[str, Any]], threads: int) -> list[str]:
+    """APEM's cost against the cheapest model (``threads`` torch CPU threads), beside the
+    paper's Figure 8 ratios."""
     by_name = {m["model"]: m for m in models}
     if "apem" not in by_name:
         return []
@@ -244,7 +245,8 @@ def efficiency_reading(models: list[dict[str, Any]]) -> list[str]:
         f"({apem['size_mb']:.2f} MB).",
         "The paper (Figure 8, Ali-CCP, its GPU) reports 1177 s per epoch for APEM against 295 s "
         "for Shared-Bottom (4.0×) and 1195 s for PLE, and 47 s of inference, 12 s more than "
-        "AITM and Shared-Bottom. Here every model runs on a shared CPU with one thread and APEM "
-        "on the torch reference composition of its attention (the fused Triton kernels need a "
-        "GPU): the ratio measures that composition, not the kernels; the GPU figure is owed.",
+        f"AITM and Shared-Bottom. Here every model runs on a shared CPU with {threads} torch "
+        "thread(s) and APEM on the torch reference composition of its attention (the fused "
+        "Triton kernels need a GPU): the ratio measures that composition, not the kernels; the "
+        "GPU figure is owed.",
     ]

@@ -229,7 +229,8 @@ def _efficiency_section(payload: dict[str, Any], out: Path, link: str) -> list[s
             f"{m['inference_s']:.2f} | {m['inference_samples_per_s']:,.0f} |"
         )
     lines += ["", f"![figure 8]({link}/{figure.name})", "", "Reading:", ""]
-    return lines + [f"- {line}" for line in readings.efficiency_reading(models)] + [""]
+    reading = readings.efficiency_reading(models, payload["torch_threads"])
+    return lines + [f"- {line}" for line in reading] + [""]
 
 
 SECTIONS = {

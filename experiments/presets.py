@@ -79,7 +79,8 @@ PRESETS: dict[str, Preset] = {
         efficiency_rows=20_000,
     ),
     # Measured on the quiet 2-core CPU, two torch threads: one epoch of all nine models on the
-    # 800,000 training rows of synthetic2 takes about 5 min (APEM about 3 of them).
+    # 800,000 training rows of synthetic2 takes about 7 min (APEM about 4 of them); the whole
+    # `models --dataset synthetic2` run took 131 min.
     "medium": Preset(
         name="medium",
         seeds=(0, 1, 2, 3, 4),

@@ -8,19 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from apem.models import MODEL_NAMES
 from experiments.grid import FULL_GRID, SMALL_GRID
 
-MODELS = (
-    "single_task",
-    "shared_bottom",
-    "mmoe",
-    "ple",
-    "aitm",
-    "esmm",
-    "escm2_ips",
-    "escm2_dr",
-    "apem",
-)
+MODELS = tuple(MODEL_NAMES)  # the Table 3 models: every registry model
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,10 @@ class FieldEmbedding(nn.Module):
         if ids.dim() != 2 or ids.shape[1] != self.num_fields:
             raise ValueError(f"ids must have shape (B, {self.num_fields}), got {tuple(ids.shape)}")
         # The range check reads the ids back to the host: on an accelerator that would stall every
-        # step, and the data layer already maps unknown values to the OOV id 0 there.
-        if self.num_fields and ids.numel() and ids.device.type == "cpu":
+        # step, and the data layer already maps unknown values to the OOV id 0 there. A traced
+        # graph (torch.compile, torch.export, ONNX, jit.trace) leaves it out: it would split the
+        # graph on a data-dependent branch.
+        if not _tracing() and self.num_fields and ids.numel() and ids.device.type == "cpu":
             bad = (ids < 0) | (ids >= self.vocab_sizes)
             if bad.any():
                 field = int(bad.any(dim=0).nonzero()[0])
@@ -87,6 +89,11 @@ class FieldEmbedding(nn.Module):
         if tuple(dense.shape) != (ids.shape[0], self.num_dense):
             expected = (ids.shape[0], self.num_dense)
             raise ValueError(f"dense must have shape {expected}, got {tuple(dense.shape)}")
+
+
+def _tracing() -> bool:
+    """True while torch.compile, torch.export, ONNX export or jit.trace records the graph."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
 def _describe(value: object) -> str:

@@ -67,3 +67,28 @@ def test_missing_or_misshapen_dense():
 def test_bad_construction(args, message):
     with pytest.raises(ValueError, match=message):
         FieldEmbedding(*args)
+
+
+def test_compile_sees_one_graph_without_the_range_check():
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    emb = FieldEmbedding([3, 5], dim=4, num_dense=1)
+    ids, dense = torch.tensor([[0, 4], [2, 1]]), torch.ones(2, 1)
+    compiled = torch.compile(emb, backend="eager", fullgraph=True)
+    assert torch.equal(compiled(ids, dense), emb(ids, dense))
+    assert sum(counters["graph_break"].values()) == 0
+    # the eager module still checks
+    with pytest.raises(ValueError, match=r"ids\[:, 1\] must lie in \[0, 5\)"):
+        emb(torch.tensor([[0, 5]]), torch.ones(1, 1))
+
+
+def test_export_with_a_dynamic_batch():
+    emb = FieldEmbedding([3, 5], dim=4)
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(
+        emb, (torch.tensor([[0, 4], [2, 1]]),), dynamic_shapes=({0: batch},)
+    )
+    ids = torch.tensor([[1, 1], [2, 3], [0, 0]])
+    assert torch.equal(program.module()(ids), emb(ids))

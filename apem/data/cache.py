@@ -22,10 +22,11 @@ from dataclasses import asdict
 
 import numpy as np
 
+from apem.data.errors import DataError
 from apem.data.schema import FunnelData, FunnelSplits, Schema
 from apem.data.vocabulary import Vocabulary
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPLITS = ("train", "valid", "test")
 
 
@@ -47,6 +48,18 @@ def entry_path(name: str, files: Sequence[str], options: dict, cache_dir: str | 
     blob = json.dumps([FORMAT_VERSION, name, stats, options], sort_keys=True, default=str)
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return os.path.join(cache_root(cache_dir), f"{name}-{key}")
+
+
+def make_root(directory: str) -> None:
+    """Create the cache directory ``directory``; DataError if a file or missing rights stop it."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError("the cache directory is a file, not a directory", file=directory) from None
+    except OSError as error:
+        raise DataError(
+            f"cannot create the cache directory ({error.strerror})", file=directory
+        ) from None
 
 
 @contextmanager

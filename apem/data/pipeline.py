@@ -19,7 +19,15 @@ import pyarrow as pa
 from apem.data import cache
 from apem.data.bucketing import log_round
 from apem.data.encoding import CategoricalEncoder, count_codes
-from apem.data.reading import Chunk, binary, categorical, check_funnel, funnel_violations, numeric
+from apem.data.reading import (
+    Chunk,
+    binary,
+    categorical,
+    check_funnel,
+    float32_column,
+    funnel_violations,
+    numeric,
+)
 from apem.data.schema import FunnelSplits, Schema
 from apem.data.spool import Spool
 from apem.data.vocabulary import fit_vocabulary
@@ -93,7 +101,7 @@ def parse_columns(chunk: Chunk, layout: Layout, drop_inconsistent: bool = False)
     ]
     dense = np.empty((len(chunk), len(layout.dense)), np.float32)
     for d, name in enumerate(layout.dense):
-        dense[:, d] = numeric(chunk, name)
+        dense[:, d] = float32_column(chunk, name)
     parsed = Parsed(labels, fields, dense)
     if layout.sequential:
         if not drop_inconsistent:
@@ -138,9 +146,9 @@ def build_splits(
     files = [os.fspath(f) for f in files]
     path = cache.entry_path(name, files, {**options, "min_count": min_count}, cache_dir)
     if not os.path.isdir(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        cache.make_root(os.path.dirname(path))
         with cache.building(path) as scratch:
-            _convert(scratch, name, files, layout, read, parse, split, min_count)
+            _convert(scratch, name, files, layout, read, parse, split, min_count, options)
     splits = cache.load_splits(path)
     dropped = splits.metadata.get("dropped_inconsistent", 0)
     if dropped and options.get("drop_inconsistent"):
@@ -151,20 +159,25 @@ def build_splits(
     return splits
 
 
-def _convert(scratch, name, files, layout, read, parse, split, min_count) -> None:
+def _convert(scratch, name, files, layout, read, parse, split, min_count, options) -> None:
     encoder = CategoricalEncoder(len(layout.fields), os.path.join(scratch, "codes.bin"))
     labels = Spool(os.path.join(scratch, "labels.bin"), np.uint8, len(layout.steps))
     dense = Spool(os.path.join(scratch, "dense.bin"), np.float32, len(layout.dense))
     rows_per_file, dropped = [], 0
-    for file in files:
-        before = labels.rows
-        for chunk in read(file):
-            parsed = parse(chunk)
-            encoder.append(parsed.fields)
-            labels.append(parsed.labels)
-            dense.append(parsed.dense)
-            dropped += parsed.dropped
-        rows_per_file.append(labels.rows - before)
+    try:
+        for file in files:
+            before = labels.rows
+            for chunk in read(file):
+                parsed = parse(chunk)
+                encoder.append(parsed.fields)
+                labels.append(parsed.labels)
+                dense.append(parsed.dense)
+                dropped += parsed.dropped
+            rows_per_file.append(labels.rows - before)
+    except BaseException:
+        for spool in (encoder, labels, dense):
+            spool.remove()
+        raise
     codes, uniques = encoder.finish()
     label_rows, dense_rows = labels.array(), dense.array()
     parts = dict(zip(cache.SPLITS, split(rows_per_file), strict=True))
@@ -178,6 +191,7 @@ def _convert(scratch, name, files, layout, read, parse, split, min_count) -> Non
         "rows_per_file": rows_per_file,
         "dropped_inconsistent": dropped,
         "min_count": min_count,
+        "options": options,
     }
     cache.write_schema(scratch, layout.schema(vocab.sizes), vocab, meta)
     del codes, label_rows, dense_rows

@@ -7,9 +7,13 @@ first offending cell.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import os
-from collections.abc import Iterator, Sequence
+import stat
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +27,9 @@ from apem.data.errors import DataError
 
 BLOCK_BYTES = 16 << 20
 PARQUET_BATCH_ROWS = 1 << 20
+PARQUET_SUFFIXES = (".parquet", ".pq")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError, pa.ArrowException)
 
 
 @dataclass
@@ -31,13 +38,17 @@ class Chunk:
 
     Attributes:
         path: the file.
-        first_line: 1-based line number of the chunk's first row (row number for Parquet).
+        first_line: 1-based line number of the chunk's first row, counting one line per row
+            (row number for Parquet).
         columns: column name -> (m,) pyarrow array (strings for CSV).
+        locate: maps such a count to the physical line (blank lines and quoted line breaks
+            included); called only to report an error. None: the count is the line.
     """
 
     path: str
     first_line: int
     columns: dict[str, pa.Array]
+    locate: Callable[[int], int] | None = None
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -47,31 +58,131 @@ class Chunk:
     ) -> DataError:
         """A ``DataError`` at row ``offset`` (0-based within the chunk) of ``column``."""
         row = None if offset is None else self.first_line + int(offset)
+        if row is not None and self.locate is not None:
+            row = self.locate(row)
         return DataError(message, file=self.path, row=row, column=column)
 
 
-def _open_text(path: str):
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+def is_parquet(path: str) -> bool:
+    """Whether ``path`` names a Parquet file (by its suffix, in any case)."""
+    return path.lower().endswith(PARQUET_SUFFIXES)
 
 
-def _first_line(path: str) -> bytes:
-    with _open_text(path) as handle:
-        return handle.readline()
+def _open_binary(path: str):
+    return gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")
+
+
+def check_readable(path: str) -> None:
+    """Raise DataError unless ``path`` is a readable, non-empty regular file."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise DataError("no such file", file=path) from None
+    except OSError as error:
+        raise DataError(f"cannot read ({error.strerror})", file=path) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError("is a directory, expected a file", file=path)
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError("not a regular file (a FIFO, socket or device)", file=path)
+    if not os.access(path, os.R_OK):
+        raise DataError("cannot read (permission denied)", file=path)
+    if info.st_size == 0:
+        raise DataError("empty file", file=path)
+
+
+def _first_invalid_utf8(path: str) -> DataError | None:
+    """A DataError at the first line of ``path`` that is not UTF-8, or None."""
+    with _open_binary(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return DataError(
+                    f"not UTF-8 text (byte 0x{line[error.start]:02x} at character "
+                    f"{error.start + 1}); save the file as UTF-8",
+                    file=path,
+                    row=number,
+                )
+    return None
+
+
+def _read_error(path: str, error: Exception) -> DataError:
+    """The DataError for a failure of the underlying reader on ``path``."""
+    if is_parquet(path):
+        return DataError(f"not a readable Parquet file ({error})", file=path)
+    kind = "gzip" if path.lower().endswith(".gz") else None
+    if kind and isinstance(error, (OSError, EOFError, zlib.error)):
+        return DataError(f"corrupt or truncated gzip file ({error})", file=path)
+    try:
+        located = _first_invalid_utf8(path)
+    except READ_ERRORS as inner:
+        return DataError(f"corrupt or truncated gzip file ({inner})", file=path)
+    return located or DataError(f"cannot read ({error})", file=path)
 
 
 def read_header(path: str, delimiter: str = ",") -> list[str]:
-    """The column names on the first line of a CSV (quotes and spaces stripped)."""
-    line = _first_line(path).decode().rstrip("\r\n")
+    """The column names on the first line of a CSV (CSV quoting honoured, spaces stripped).
+
+    Raises:
+        DataError: an unreadable file, an empty first line, text that is not UTF-8, or a
+            column name given twice.
+    """
+    check_readable(path)
+    try:
+        with _open_binary(path) as handle:
+            raw = handle.readline()
+    except READ_ERRORS as error:
+        raise _read_error(path, error) from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError("UTF-16 text; save the file as UTF-8", file=path, row=1)
+    try:
+        line = raw.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise _read_error(path, ValueError("header")) from None
     if not line.strip():
         raise DataError("empty file (no header line)", file=path, row=1)
-    return [name.strip().strip('"') for name in line.split(delimiter)]
+    header = [name.strip() for name in next(csv.reader([line], delimiter=delimiter))]
+    check_unique(path, header)
+    return header
+
+
+def check_unique(path: str, header: Sequence[str]) -> None:
+    """Raise DataError (line 1) at the first column name that appears twice."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name in seen:
+            raise DataError(
+                f"duplicate column name (columns {seen[name]} and {position})",
+                file=path,
+                row=1,
+                column=name,
+            )
+        seen[name] = position
+
+
+def _physical_line(path: str, delimiter: str, header_rows: int, count: int) -> int:
+    """The line where data row number ``count`` (counting one line per row) starts."""
+    target = count - header_rows - 1  # 0-based data row
+    with _open_binary(path) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+        reader = csv.reader(text, delimiter=delimiter)
+        for _ in range(header_rows):
+            next(reader, None)
+        index, start = 0, reader.line_num + 1
+        for record in reader:
+            if record:  # pyarrow skips empty lines
+                if index == target:
+                    return start
+                index += 1
+            start = reader.line_num + 1
+    return count
 
 
 def _find_line(path: str, text: str) -> tuple[int, bool]:
     """1-based number of the first line equal to ``text``, and whether it is the file's last."""
     target = text.encode().rstrip(b"\r\n")
     found = None
-    with _open_text(path) as handle:
+    with _open_binary(path) as handle:
         for number, line in enumerate(handle, start=1):
             if found is None and line.rstrip(b"\r\n") == target:
                 found = number
@@ -91,7 +202,7 @@ def read_chunks(
 
     Args:
         path: ``.csv``/``.txt``/``.gz`` (CSV with a header line unless ``names`` is given) or
-            ``.parquet``/``.pq``.
+            ``.parquet``/``.pq`` (suffixes in any case).
         expected: the exact set of columns the file must hold (header checked against it), or
             None to accept any header.
         names: column names of a header-less CSV.
@@ -99,28 +210,32 @@ def read_chunks(
         block_bytes: CSV bytes per chunk.
 
     Raises:
-        DataError: missing file, empty file, missing/extra columns, a line with the wrong number
-            of fields (a truncated last line included), or no data rows.
+        DataError: a missing, unreadable, empty, corrupt or non-UTF-8 file, missing, extra or
+            duplicate columns, a line with the wrong number of fields (a truncated last line
+            included), or no data rows.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError("no such file", file=path)
-    if os.path.getsize(path) == 0:
-        raise DataError("empty file", file=path)
-    if path.endswith((".parquet", ".pq")):
+    check_readable(path)
+    if is_parquet(path):
         chunks = _parquet_chunks(path, expected)
     else:
         chunks = _csv_chunks(path, expected, names, delimiter, block_bytes)
     seen = False
-    for chunk in chunks:
-        if len(chunk):
-            seen = True
-            yield chunk
+    try:
+        for chunk in chunks:
+            if len(chunk):
+                seen = True
+                yield chunk
+    except DataError:
+        raise
+    except READ_ERRORS as error:
+        raise _read_error(path, error) from None
     if not seen:
         raise DataError("no data rows", file=path)
 
 
 def _check_header(path: str, header: Sequence[str], expected: Sequence[str] | None) -> None:
+    check_unique(path, header)
     if expected is None:
         return
     missing = [c for c in expected if c not in header]
@@ -148,20 +263,29 @@ def _csv_chunks(path, expected, names, delimiter, block_bytes) -> Iterator[Chunk
         invalid.append(row)
         return "skip"
 
+    def locate(count: int) -> int:
+        return _physical_line(path, delimiter, skip, count)
+
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(
             column_names=header, skip_rows=skip, block_size=block_bytes, use_threads=True
         ),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
+        ),
         convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header}, strings_can_be_null=False
+            column_types={name: pa.string() for name in header},
+            null_values=[],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
         ),
     )
     for batch in reader:
         if invalid:
             raise _invalid_row(path, header, invalid[0])
-        yield Chunk(path, line, {name: batch.column(i) for i, name in enumerate(header)})
+        columns = {name: batch.column(i) for i, name in enumerate(header)}
+        yield Chunk(path, line, columns, locate)
         line += batch.num_rows
     if invalid:
         raise _invalid_row(path, header, invalid[0])
@@ -192,10 +316,21 @@ def _parquet_chunks(path: str, expected) -> Iterator[Chunk]:
 
 
 def categorical(chunk: Chunk, column: str) -> pa.Array:
-    """Column ``column`` as (m,) trimmed strings; an empty or null cell raises DataError."""
+    """Column ``column`` as (m,) trimmed strings; an empty or null cell raises DataError.
+
+    Strings, numbers, booleans, dates and times are categories (their text); nested or binary
+    columns raise DataError.
+    """
     values = chunk.columns[column]
     if not pa.types.is_string(values.type):
-        values = pc.cast(values, pa.string())
+        try:
+            values = pc.cast(values, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise chunk.error(
+                f"a {values.type} column cannot be a categorical field (strings, numbers, "
+                "booleans, dates and times can)",
+                column=column,
+            ) from None
     values = pc.utf8_trim_whitespace(values)
     empty = pc.or_kleene(pc.is_null(values), pc.equal(values, ""))
     if pc.any(empty).as_py():
@@ -205,8 +340,10 @@ def categorical(chunk: Chunk, column: str) -> pa.Array:
 
 
 def numeric(chunk: Chunk, column: str) -> np.ndarray:
-    """Column ``column`` as (m,) float64; empty, NaN or non-numeric cells raise DataError."""
+    """Column ``column`` as (m,) float64; empty, NaN, infinite or non-numeric cells raise."""
     values = chunk.columns[column]
+    if not (pa.types.is_string(values.type) or _is_number(values.type)):
+        raise chunk.error(f"a {values.type} column is not numerical", column=column)
     try:
         numbers = pc.cast(values, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -220,7 +357,27 @@ def numeric(chunk: Chunk, column: str) -> np.ndarray:
     missing = np.isnan(out)
     if missing.any():
         raise chunk.error("missing value (empty or NaN)", int(np.flatnonzero(missing)[0]), column)
+    infinite = np.flatnonzero(np.isinf(out))
+    if infinite.size:
+        raise chunk.error(f"non-finite value {out[infinite[0]]}", infinite[0], column)
     return out
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+
+
+def float32_column(chunk: Chunk, column: str) -> np.ndarray:
+    """A raw dense column as (m,) float32; ``numeric``'s errors, or a value beyond float32."""
+    values = numeric(chunk, column)
+    beyond = np.flatnonzero(np.abs(values) > FLOAT32_MAX)
+    if beyond.size:
+        raise chunk.error(
+            f"value {values[beyond[0]]:g} is beyond float32's range (±{FLOAT32_MAX:.3g})",
+            beyond[0],
+            column,
+        )
+    return values.astype(np.float32)
 
 
 def binary(chunk: Chunk, column: str) -> np.ndarray:
@@ -247,7 +404,8 @@ def check_funnel(chunk: Chunk, labels: np.ndarray, steps: Sequence[str]) -> None
         later = int(np.flatnonzero(np.diff(row.astype(np.int8)) > 0)[0]) + 1
         raise chunk.error(
             f"step {steps[later]!r} is 1 while earlier step {steps[later - 1]!r} is 0 "
-            "(pass drop_inconsistent=True to drop such rows)",
+            "(drop such rows with drop_inconsistent=True, on the command line "
+            "--data-option drop_inconsistent=true)",
             bad[0],
             steps[later],
         )

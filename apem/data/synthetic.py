@@ -252,4 +252,5 @@ def synthetic_splits(
         FunnelData(data.schema, data.ids[a:b], data.labels[a:b], oracle=data.oracle[a:b])
         for a, b in ((0, cuts[0]), cuts, (cuts[1], n))
     ]
-    return FunnelSplits(*parts, metadata={"source": "synthetic", "seed": seed})
+    options = {"n": n, "num_fields": num_fields, "num_steps": num_steps, **kwargs}
+    return FunnelSplits(*parts, metadata={"source": "synthetic", "seed": seed, "options": options})

@@ -50,17 +50,21 @@ class Vocabulary:
         tables safely. Returns (n, num_fields) int64.
 
         Raises:
-            DataError: a field column is missing, or a cell is empty/NaN (non-numeric in a
-                bucketed field).
+            DataError: a field column is missing, or a cell is empty/NaN (non-numeric or not
+                finite in a bucketed field).
         """
         table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame)
         missing = [f for f in self.fields if f not in table.column_names]
         if missing:
             raise DataError("missing column", column=missing[0])
-        chunk = Chunk("<frame>", 1, {f: table.column(f).combine_chunks() for f in self.fields})
+        columns = {f: table.column(f).combine_chunks() for f in self.fields}
+        return self.encode_chunk(Chunk("<frame>", 1, columns))
+
+    def encode_chunk(self, chunk: Chunk) -> np.ndarray:
+        """(m, num_fields) int64 ids of a chunk read from a file holding every field."""
         if self._index is None:
             self._index = [pd.Index(v, dtype=object) for v in self.values]
-        ids = np.empty((table.num_rows, len(self.fields)), np.int64)
+        ids = np.empty((len(chunk), len(self.fields)), np.int64)
         for f, name in enumerate(self.fields):
             if name in self.bucketed:
                 raw = pa.array(log_round(numeric(chunk, name))).cast(pa.string())
@@ -68,6 +72,22 @@ class Vocabulary:
                 raw = categorical(chunk, name)
             ids[:, f] = self._index[f].get_indexer(raw.to_numpy(zero_copy_only=False)) + 1
         return ids
+
+    def difference(self, other: Vocabulary) -> str | None:
+        """How ``other`` maps values differently (None when both give every value the same id)."""
+        if self.fields != other.fields:
+            return f"fields {list(self.fields)} vs {list(other.fields)}"
+        if self.bucketed != other.bucketed:
+            return f"bucketed fields {list(self.bucketed)} vs {list(other.bucketed)}"
+        for name, mine, theirs in zip(self.fields, self.values, other.values, strict=True):
+            if mine != theirs:
+                moved = sum(a != b for a, b in zip(mine, theirs, strict=False))
+                moved += abs(len(mine) - len(theirs))
+                return (
+                    f"field {name!r}: {moved} of {max(len(mine), len(theirs))} values have "
+                    f"other ids ({len(mine)} values vs {len(theirs)})"
+                )
+        return None
 
     def to_json(self) -> dict:
         return {"fields": list(self.fields), "values": self.values, "bucketed": list(self.bucketed)}

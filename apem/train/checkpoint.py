@@ -1,10 +1,15 @@
-"""Training checkpoints: atomic writes, RNG capture, and loading with clear mismatch errors.
+"""Training checkpoints: self-contained, checked on load, written atomically.
 
 A checkpoint is a plain dict of tensors and primitives (loadable with ``weights_only=True``):
 
     format, model: {name, config, state}, schema: Schema as a dict, optimizer: state dict,
     train_config: TrainConfig as a dict, progress: trainer counters and history,
-    rng: {torch, cuda, numpy, python}, metadata: caller's JSON-ready dict (e.g. the data source)
+    rng: {torch, cuda, numpy, python}, metadata: caller's JSON-ready dict (e.g. the data source),
+    data: {vocabulary (None for synthetic ids), bucketing, source, fingerprint} (``data_section``),
+    checksums: {tensors: {path: CRC-32}, rest: CRC-32 of everything else}
+
+``load_checkpoint`` verifies every checksum and refuses non-finite weights, so a flipped bit or
+a diverged model is an error, never a plausible number.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from apem.data.schema import Schema
+from apem.data.fingerprint import fingerprint, fingerprint_difference
+from apem.data.schema import FunnelSplits, Schema
+from apem.data.vocabulary import Vocabulary
 from apem.models import build_model
 
-FORMAT = "apem-checkpoint-1"
+FORMAT = "apem-checkpoint-2"
+TEMPORARY = ".{name}.{pid}.tmp"
 
 
 class CheckpointError(ValueError):
@@ -74,11 +83,117 @@ def restore_rng(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
+def data_section(splits: FunnelSplits) -> dict[str, Any]:
+    """What a checkpoint keeps of its training data: enough to encode new data and to tell
+    whether it meets the same data again (JSON-ready).
+
+    vocabulary: ``Vocabulary.to_json()`` (None when ids are the raw values, as in synthetic
+    data); bucketing: the log-round bucketed fields; source: the conversion facts (source,
+    files, options, ...); fingerprint: ``apem.data.fingerprint.fingerprint(splits)``.
+    """
+    vocab = splits.vocab
+    source = {k: v for k, v in splits.metadata.items() if k != "cache"}
+    return {
+        "vocabulary": None if vocab is None else vocab.to_json(),
+        "bucketing": {"method": "log_round", "fields": list(vocab.bucketed) if vocab else []},
+        "source": source,
+        "fingerprint": fingerprint(splits),
+    }
+
+
+def checkpoint_vocabulary(checkpoint: dict[str, Any]) -> Vocabulary | None:
+    """The vocabularies a checkpoint's model was trained with (None for raw-id data)."""
+    saved = checkpoint["data"]["vocabulary"]
+    return None if saved is None else Vocabulary.from_json(saved)
+
+
+def check_data(checkpoint: dict[str, Any], splits: FunnelSplits, source: str | Path) -> None:
+    """Raise :class:`CheckpointError` unless ``splits`` are the checkpoint's training data.
+
+    Compares the schema, the vocabularies (each value must keep its id) and the fingerprint
+    (row counts and sampled rows of every split); the message says what differs.
+    """
+    check_schema(checkpoint, splits.schema, source)
+    saved = checkpoint["data"]
+    differences = []
+    if (saved["vocabulary"] is None) != (splits.vocab is None):
+        differences.append("raw ids on one side, vocabularies on the other")
+    elif splits.vocab is not None:
+        vocabulary = checkpoint_vocabulary(checkpoint).difference(splits.vocab)
+        if vocabulary:
+            differences.append(f"vocabularies: {vocabulary}, so ids would mean other values")
+    rows = fingerprint_difference(saved["fingerprint"], fingerprint(splits))
+    if rows:
+        differences.insert(0, rows)
+    if differences:
+        raise CheckpointError(
+            f"the data differ from those checkpoint {source} was trained on "
+            f"({'; '.join(differences)}); to score other data with this checkpoint's "
+            "vocabularies, pass --input FILE (eval or predict)"
+        )
+
+
+def _structure(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """``value`` with each tensor replaced by its dtype and shape; the tensors go to ``tensors``."""
+    if isinstance(value, torch.Tensor):
+        tensors[path] = value
+        return ("tensor", str(value.dtype), tuple(value.shape))
+    if isinstance(value, dict):
+        return [(repr(k), _structure(v, f"{path}.{k}", tensors)) for k, v in value.items()]
+    if isinstance(value, (list, tuple)):
+        items = [_structure(v, f"{path}[{i}]", tensors) for i, v in enumerate(value)]
+        return (type(value).__name__, items)
+    return value
+
+
+def _crc(tensor: torch.Tensor) -> int:
+    data = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+    return zlib.crc32(data)
+
+
+def checksums(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """CRC-32 of every tensor's bytes (by path, e.g. ``model.state.tower.0.weight``) and of
+    the rest of the checkpoint (its structure, every number and string)."""
+    tensors: dict[str, torch.Tensor] = {}
+    body = {k: v for k, v in checkpoint.items() if k != "checksums"}
+    rest = zlib.crc32(repr(_structure(body, "", tensors)).encode())
+    return {"tensors": {k.lstrip("."): _crc(t) for k, t in tensors.items()}, "rest": rest}
+
+
+def _verify(checkpoint: dict[str, Any], path: str | Path) -> None:
+    saved = checkpoint.get("checksums")
+    if saved is None:
+        raise CheckpointError(f"checkpoint {path} has no checksums (a damaged or altered file)")
+    current = checksums(checkpoint)
+    bad = [k for k, crc in current["tensors"].items() if saved["tensors"].get(k) != crc]
+    bad += [k for k in saved["tensors"] if k not in current["tensors"]]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: {shown} fail their checksums (bit rot or a "
+            "damaged copy)"
+        )
+    if current["rest"] != saved["rest"]:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: its non-tensor content fails its checksum"
+        )
+    state = checkpoint.get("model", {}).get("state", {})
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            count = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"checkpoint {path} holds non-finite weights ({name}: {count} NaN/inf values); "
+                "a model that diverged cannot be evaluated or resumed"
+            )
+
+
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
-    """Write ``checkpoint`` to ``path`` atomically: a temporary file beside it, fsync, rename."""
+    """Write ``checkpoint`` (with its checksums) to ``path`` atomically: a temporary file
+    beside it, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(TEMPORARY.format(name=path.name, pid=os.getpid()))
+    checkpoint = {**checkpoint, "checksums": checksums(checkpoint)}
     try:
         with open(temporary, "wb") as handle:
             torch.save(checkpoint, handle)
@@ -89,16 +204,51 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``directory``; return them."""
+    removed = []
+    for candidate in Path(directory).glob(TEMPORARY.format(name="*.pt", pid="*")):
+        pid = candidate.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint onto the CPU; :class:`CheckpointError` if it is not one of ours."""
+    """Read a checkpoint onto the CPU and verify it.
+
+    Raises:
+        CheckpointError: the file is missing, not an apem checkpoint (or of an older format),
+            fails a checksum, or holds non-finite weights.
+    """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"checkpoint {path} is a directory, not a .pt file") from None
     except Exception as error:
         raise CheckpointError(f"{path} is not a readable apem checkpoint: {error}") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+    if not isinstance(checkpoint, dict) or not str(checkpoint.get("format")).startswith(
+        "apem-checkpoint"
+    ):
         raise CheckpointError(f"{path} is not an apem checkpoint (expected format {FORMAT})")
+    if checkpoint["format"] != FORMAT:
+        raise CheckpointError(
+            f"{path} is an {checkpoint['format']} checkpoint; this apem reads {FORMAT} (retrain)"
+        )
+    _verify(checkpoint, path)
     return checkpoint
 
 

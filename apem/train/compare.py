@@ -123,6 +123,11 @@ def fit_seed(
     return model, fit(model, splits, dataclasses.replace(config, seed=seed))
 
 
+def run_directory(root: str | Path, name: str, seed: int) -> Path:
+    """Where ``compare`` keeps the checkpoints of model ``name`` with ``seed``."""
+    return Path(root) / f"{name}-seed{seed}"
+
+
 def compare(
     models: Sequence[str],
     seeds: Sequence[int],
@@ -144,7 +149,7 @@ def compare(
         for seed in seeds:
             directory = None
             if checkpoint_root is not None:
-                directory = str(Path(checkpoint_root) / f"{name}-seed{seed}")
+                directory = str(run_directory(checkpoint_root, name, seed))
             run_config = dataclasses.replace(config, checkpoint_dir=directory)
             _, result = fit_seed(name, hparams.get(name, {}), splits, run_config, seed)
             runs[name].append(result)

@@ -19,14 +19,18 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from apem.data.batching import BatchLoader
+from apem.data.checks import check_trainable
 from apem.data.schema import FunnelData, FunnelSplits
 from apem.train.checkpoint import (
     FORMAT,
     CheckpointError,
     capture_rng,
+    check_data,
     check_model_state,
+    data_section,
     load_checkpoint,
     load_model_state,
+    remove_stale_temporaries,
     restore_rng,
     save_checkpoint,
     schema_to_dict,
@@ -40,6 +44,7 @@ LAST = "last.pt"
 BEST = "best.pt"
 # Settings that shape the training trajectory: a resumed run must keep them.
 TRAJECTORY_FIELDS = ("lr", "batch_size", "seed", "amp")
+CHANCE_AUC = 0.5
 
 
 class NonFiniteLossError(RuntimeError):
@@ -118,6 +123,7 @@ class _Progress:
     step: int = 0
     best_score: float = -math.inf
     best_epoch: float = -1.0
+    best_step: int = -1
     bad_validations: int = 0
     stopped_early: bool = False
     train_seconds: float = 0.0
@@ -139,6 +145,7 @@ def _checkpoint(
     splits: FunnelSplits,
     progress: _Progress,
     metadata: dict[str, Any],
+    data: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -150,6 +157,7 @@ def _checkpoint(
         "device_type": next(model.parameters()).device.type,
         "rng": capture_rng(),
         "metadata": metadata,
+        "data": data,
     }
 
 
@@ -160,8 +168,13 @@ def _resume(
     config: TrainConfig,
     splits: FunnelSplits,
 ) -> tuple[_Progress, dict[str, Tensor] | None]:
-    """Restore model, optimiser, RNG and counters; return them and the best weights so far."""
+    """Restore model, optimiser, RNG and counters; return them and the best weights so far.
+
+    ``best.pt`` is written after ``last.pt``; a kill between the two leaves a ``last.pt`` that
+    is itself the best, and ``best.pt`` is rewritten from it here.
+    """
     checkpoint = load_checkpoint(path)
+    check_data(checkpoint, splits, path)
     load_model_state(model, checkpoint, splits.schema, path)
     saved = checkpoint["train_config"]
     changed = [k for k in TRAJECTORY_FIELDS if saved[k] != getattr(config, k)]
@@ -179,27 +192,47 @@ def _resume(
     restore_rng(checkpoint["rng"])
     progress = _Progress(**checkpoint["progress"])
     best_path = path.with_name(BEST)
-    if not best_path.exists():
+    if progress.best_step < 0:
+        if best_path.exists():
+            raise CheckpointError(
+                f"{best_path} exists but {path} has no best validation yet: it belongs to "
+                "another run"
+            )
         return progress, None
-    best = load_checkpoint(best_path)
-    check_model_state(model, best, splits.schema, best_path)
-    if best["progress"]["step"] > progress.step:
+    best = load_checkpoint(best_path) if best_path.exists() else None
+    found = None if best is None else best["progress"]["step"]
+    if progress.best_step == progress.step and (found is None or found < progress.step):
+        best = checkpoint  # killed between the writes of last.pt and best.pt: repair best.pt
+        save_checkpoint(best_path, checkpoint)
+    elif found != progress.best_step:
         raise CheckpointError(
-            f"{best_path} is from step {best['progress']['step']}, after {path} "
-            f"(step {progress.step}): it belongs to another run"
+            f"{best_path} {'is missing' if found is None else f'is from step {found}'}, but "
+            f"{path} (step {progress.step}) records its best validation at step "
+            f"{progress.best_step}: it belongs to another run"
         )
+    check_model_state(model, best, splits.schema, best_path)
     return progress, best["model"]["state"]
 
 
-def _check_losses(losses: list[Tensor], first_step: int, first_batch: int, epoch: int) -> float:
-    """Sum of the pending losses; raise if one is not finite (one device sync per call)."""
+def _step_of(path: Path) -> int:
+    return load_checkpoint(path)["progress"]["step"]
+
+
+def _check_losses(
+    losses: list[Tensor], first_step: int, first_batch: int, epoch: int, kept: str
+) -> float:
+    """Sum of the pending losses; raise if one is not finite (one device sync per call).
+
+    ``first_step`` and ``first_batch`` (within the epoch) are 1-based; ``kept`` says which
+    checkpoint survives the stop.
+    """
     values = torch.stack(losses)
     finite = torch.isfinite(values)
     if not bool(finite.all()):
         k = int((~finite).nonzero()[0])
         raise NonFiniteLossError(
             f"training loss is {values[k].item()} at step {first_step + k} "
-            f"(epoch {epoch}, batch {first_batch + k}); stopped, the last good checkpoint is kept"
+            f"(epoch {epoch}, batch {first_batch + k}); stopped, {kept}"
         )
     return float(values.sum())
 
@@ -221,6 +254,9 @@ class _Run:
         model.to(self.device)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         self.best_state: dict[str, Tensor] | None = None
+        self.data = data_section(splits)
+        if self.directory is not None:
+            remove_stale_temporaries(self.directory)
         if resume_from is not None:
             self.progress, self.best_state = _resume(
                 Path(resume_from), model, self.optimizer, config, splits
@@ -253,7 +289,7 @@ class _Run:
         p, config = self.progress, self.config
         self.loader.set_epoch(p.epoch)
         pending: list[Tensor] = []
-        pending_from = (p.step + 1, p.batch)
+        pending_from = (p.step + 1, p.batch + 1)
         loss_sum, batches = 0.0, 0
         bar = tqdm(
             total=len(self.loader),
@@ -275,22 +311,45 @@ class _Run:
             bar.update(1)
             stop = config.max_steps is not None and p.step >= config.max_steps
             if stop or len(pending) >= config.log_interval or p.batch == len(self.loader):
-                loss_sum += _check_losses(pending, *pending_from, p.epoch + 1)
+                loss_sum += _check_losses(pending, *pending_from, p.epoch + 1, self.kept())
                 batches += len(pending)
                 bar.set_postfix(loss=f"{loss_sum / batches:.4f}")
-                pending, pending_from = [], (p.step + 1, p.batch)
+                pending, pending_from = [], (p.step + 1, p.batch + 1)
             if stop:
                 break
         bar.close()
         return loss_sum, batches
+
+    def kept(self) -> str:
+        """Which checkpoint a stop now leaves, in words."""
+        last = None if self.directory is None else self.directory / LAST
+        if last is None or not last.exists():
+            return "no checkpoint was written"
+        return f"the last good checkpoint is kept ({last}, step {_step_of(last)})"
+
+    def check_weights(self) -> None:
+        """NonFiniteLossError if a weight became NaN/inf (one device sync)."""
+        state = {k: t for k, t in self.model.state_dict().items() if t.is_floating_point()}
+        finite = torch.stack([torch.isfinite(t).all() for t in state.values()])
+        if not bool(finite.all()):
+            bad = list(state)[int((~finite).nonzero()[0])]
+            raise NonFiniteLossError(
+                f"weights became non-finite ({bad}) by step {self.progress.step}; stopped, "
+                f"{self.kept()}"
+            )
 
     def evaluate(self, data: FunnelData) -> FunnelMetrics:
         config = self.config
         return evaluate(self.model, data, batch_size=config.eval_batch_size, amp=config.amp)
 
     def validate(self, train_loss: float, seconds: float) -> None:
-        """Score the validation split, keep the best weights, write the checkpoints."""
+        """Score the validation split, keep the best weights, write the checkpoints.
+
+        ``last.pt`` is written before ``best.pt``, so after a kill between the two ``last.pt``
+        is the best and ``--resume`` rewrites ``best.pt`` from it.
+        """
         p = self.progress
+        self.check_weights()
         metrics = self.evaluate(self.splits.valid)
         point = p.epoch + p.batch / len(self.loader)
         p.history.append(
@@ -312,13 +371,14 @@ class _Run:
         improved = metrics.mean_auc > p.best_score  # False for NaN
         if improved:
             p.best_score, p.best_epoch, p.bad_validations = metrics.mean_auc, point, 0
+            p.best_step = p.step
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         else:
             p.bad_validations += 1
             p.stopped_early = 0 < self.config.patience <= p.bad_validations
         if self.directory is not None:
             checkpoint = _checkpoint(
-                self.model, self.optimizer, self.config, self.splits, p, self.metadata
+                self.model, self.optimizer, self.config, self.splits, p, self.metadata, self.data
             )
             save_checkpoint(self.directory / LAST, checkpoint)
             if improved:
@@ -336,9 +396,17 @@ class _Run:
             self.validate(loss_sum / max(batches, 1), seconds)
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+        valid = self.evaluate(self.splits.valid)
+        if not valid.mean_auc > CHANCE_AUC:
+            warnings.warn(
+                f"the model is no better than chance: mean validation AUC {valid.mean_auc:.4f} "
+                f"after {p.step} steps (too high a learning rate, lr={self.config.lr:g}? too few "
+                "steps?)",
+                stacklevel=3,
+            )
         return FitResult(
             best_epoch=p.best_epoch,
-            valid=self.evaluate(self.splits.valid),
+            valid=valid,
             test=self.evaluate(self.splits.test),
             history=p.history,
             samples_per_s=p.train_samples / max(p.train_seconds, 1e-9),
@@ -364,10 +432,16 @@ def fit(
     run to exactly the result of an uninterrupted one (same config, CPU). ``metadata`` (JSON-
     ready) is stored in the checkpoints.
 
+    Warns when the kept weights score no better than chance (mean validation AUC <= 0.5), and
+    for a split step with a single class (its AUC is undefined).
+
     Raises:
-        NonFiniteLossError: a NaN/inf loss (no checkpoint is written after it).
-        CheckpointError: ``resume_from`` holds another model, schema or trajectory settings.
+        NonFiniteLossError: a NaN/inf loss or weight (no checkpoint is written after it).
+        CheckpointError: ``resume_from`` holds another model, schema, trajectory settings or
+            data, or its ``best.pt`` belongs to another run.
+        DataError: an empty split, or a validation split on which no step has both classes.
     """
+    check_trainable(splits)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     return _Run(model, splits, config, resume_from, metadata or {}).run()

@@ -1,19 +1,25 @@
 """Checkpoints: atomic writes, RNG round trip, clear errors for a checkpoint that does not fit."""
 
 import dataclasses
+import math
+import os
 import random
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 
-from apem.data.schema import Schema
+from apem.data.schema import FunnelSplits, Schema
 from apem.train import TrainConfig, fit, model_from_checkpoint, seed_everything
 from apem.train.checkpoint import (
+    FORMAT,
     CheckpointError,
     capture_rng,
+    check_data,
     load_checkpoint,
     load_model_state,
+    remove_stale_temporaries,
     restore_rng,
     save_checkpoint,
 )
@@ -35,7 +41,7 @@ def draws() -> tuple:
 
 def test_rng_round_trip_through_a_file(tmp_path):
     seed_everything(7)
-    save_checkpoint(tmp_path / "rng.pt", {"format": "apem-checkpoint-1", "rng": capture_rng()})
+    save_checkpoint(tmp_path / "rng.pt", {"format": FORMAT, "rng": capture_rng()})
     expected = draws()
     seed_everything(99)
     restore_rng(load_checkpoint(tmp_path / "rng.pt")["rng"])
@@ -91,7 +97,7 @@ def test_unreadable_files_are_clear_errors(tmp_path):
 
 def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    save_checkpoint(path, {"format": "apem-checkpoint-1", "value": 1})
+    save_checkpoint(path, {"format": FORMAT, "value": 1})
 
     def broken_save(obj, handle):
         handle.write(b"partial")
@@ -99,7 +105,70 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, {"format": "apem-checkpoint-1", "value": 2})
+        save_checkpoint(path, {"format": FORMAT, "value": 2})
     monkeypatch.undo()
     assert load_checkpoint(path)["value"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_checkpoint_holds_its_data(trained, tiny_splits):
+    _, path = trained
+    data = load_checkpoint(path)["data"]
+    assert data["vocabulary"] is None  # synthetic ids are raw values
+    assert data["source"]["options"]["n"] == 800 and data["source"]["seed"] == 0
+    assert data["fingerprint"]["rows"] == {"train": 640, "valid": 80, "test": 80}
+    check_data(load_checkpoint(path), tiny_splits, path)
+    flipped = dataclasses.replace(tiny_splits.train, labels=1 - tiny_splits.train.labels)
+    other = FunnelSplits(flipped, tiny_splits.valid, tiny_splits.test)
+    with pytest.raises(CheckpointError, match="the sampled rows differ"):
+        check_data(load_checkpoint(path), other, path)
+
+
+def flip_bytes(path, count=256):
+    """Flip ``count`` bytes in the middle of the largest stored tensor's data."""
+    with zipfile.ZipFile(path) as archive:
+        record = max(
+            (i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size
+        )
+    blob = bytearray(path.read_bytes())
+    start = record.header_offset + 30 + len(record.filename) + len(record.extra)
+    start += record.file_size // 2 - count // 2
+    blob[start : start + count] = bytes(b ^ 0xFF for b in blob[start : start + count])
+    path.write_bytes(bytes(blob))
+
+
+def poison_weight(path):
+    checkpoint = load_checkpoint(path)
+    name = next(iter(checkpoint["model"]["state"]))
+    checkpoint["model"]["state"][name].view(-1)[0] = math.nan
+    save_checkpoint(path, checkpoint)
+
+
+def edit_without_checksums(path):
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["train_config"]["lr"] = 0.5
+    torch.save(checkpoint, path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (flip_bytes, r"is corrupt: .* fail their checksums"),
+        (poison_weight, r"holds non-finite weights \(.*: 1 NaN/inf values\)"),
+        (edit_without_checksums, "non-tensor content fails its checksum"),
+    ],
+)
+def test_damaged_checkpoints_are_refused(trained, damage, message):
+    _, path = trained
+    damage(path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_stale_temporary_files_are_removed(tmp_path):
+    stale = tmp_path / ".last.pt.999999999.tmp"
+    stale.write_bytes(b"partial")
+    mine = tmp_path / f".best.pt.{os.getpid()}.tmp"
+    mine.write_bytes(b"in progress")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert not stale.exists() and mine.exists()

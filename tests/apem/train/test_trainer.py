@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import apem.train.trainer as trainer_module
 from apem.models import build_model
 from apem.train import (
     NonFiniteLossError,
@@ -14,7 +15,7 @@ from apem.train import (
     load_checkpoint,
     seed_everything,
 )
-from apem.train.checkpoint import CheckpointError
+from apem.train.checkpoint import CheckpointError, save_checkpoint
 
 TIMING = {"seconds", "samples_per_s"}
 
@@ -144,7 +145,10 @@ def test_resume_refuses_a_best_checkpoint_of_another_run(tiny_splits, make_model
     run(make_model, tiny_splits, config(tmp_path / "later", epochs=2))
     mine = tmp_path / "mine"
     (tmp_path / "later" / "best.pt").replace(mine / "best.pt")
-    with pytest.raises(CheckpointError, match=r"best\.pt is from step 20, after .* \(step 10\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"best\.pt is from step 20, but .* \(step 10\) records its best .* at step 10",
+    ):
         run(make_model, tiny_splits, config(mine, epochs=2), resume_from=mine / "last.pt")
     seed_everything(0)
     other = build_model("single_task", tiny_splits.schema, embed_dim=4, tower_hidden=[8])
@@ -168,7 +172,8 @@ def test_nan_loss_names_step_and_batch_and_keeps_last_good_checkpoint(
         return (loss * math.nan if calls["n"] == 14 else loss), parts
 
     model.training_loss = poisoned
-    with pytest.raises(NonFiniteLossError, match=r"nan at step 14 \(epoch 2, batch 3\)"):
+    kept = rf"the last good checkpoint is kept \({tmp_path / 'last.pt'}, step 10\)"
+    with pytest.raises(NonFiniteLossError, match=r"nan at step 14 \(epoch 2, batch 4\).*" + kept):
         fit(model, tiny_splits, config(tmp_path, epochs=3))
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["progress"]["epoch"] == 1 and last["progress"]["step"] == 10
@@ -177,9 +182,36 @@ def test_nan_loss_names_step_and_batch_and_keeps_last_good_checkpoint(
 
 def test_resume_on_another_device_type_warns(tiny_splits, make_model, tmp_path):
     run(make_model, tiny_splits, config(tmp_path, epochs=1))
-    checkpoint = torch.load(tmp_path / "last.pt", weights_only=False)
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
     assert checkpoint["device_type"] == "cpu"
     checkpoint["device_type"] = "cuda"
-    torch.save(checkpoint, tmp_path / "last.pt")
+    save_checkpoint(tmp_path / "last.pt", checkpoint)
     with pytest.warns(UserWarning, match="trained on cuda and resumes on cpu"):
         run(make_model, tiny_splits, config(tmp_path, epochs=2), resume_from=tmp_path / "last.pt")
+
+
+def test_a_kill_between_the_checkpoint_writes_is_repaired_on_resume(
+    tiny_splits, make_model, tmp_path, monkeypatch
+):
+    full_model, full = run(make_model, tiny_splits, config(tmp_path / "full", epochs=3))
+    improved = [h["epoch"] for h in full.history if h["valid_mean_auc"] == full.valid.mean_auc]
+    assert improved == [full.best_epoch] and full.best_epoch > 1  # the kill hits a best.pt write
+
+    def killed(path, checkpoint):
+        if path.name == "best.pt" and checkpoint["progress"]["epoch"] == full.best_epoch:
+            raise KeyboardInterrupt  # what SIGKILL leaves: last.pt written, best.pt not
+        save_checkpoint(path, checkpoint)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", killed)
+    part = config(tmp_path / "part", epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        run(make_model, tiny_splits, part)
+    monkeypatch.undo()
+    resumed_model, resumed = run(
+        make_model, tiny_splits, part, resume_from=tmp_path / "part" / "last.pt"
+    )
+    assert resumed.best_epoch == full.best_epoch and resumed.test == full.test
+    assert_same_state(parameters(full_model), parameters(resumed_model))
+    best = load_checkpoint(tmp_path / "part" / "best.pt")
+    assert best["progress"]["best_epoch"] == full.best_epoch
+    assert_same_state(best["model"]["state"], parameters(full_model))

@@ -6,22 +6,22 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
-from apem.data import DataError, FunnelData, FunnelSplits, load_source
+from apem.data import DataError, FunnelSplits, load_source
+from apem.data.scoring import EncodedTable, encode_table
 from apem.models import MODEL_NAMES, build_model
 from apem.train import (
     CheckpointError,
     NonFiniteLossError,
     TrainConfig,
-    check_schema,
     compare,
     evaluate,
     fit,
@@ -32,6 +32,8 @@ from apem.train import (
     resolve_device,
     seed_everything,
 )
+from apem.train.checkpoint import check_data, checkpoint_vocabulary
+from apem.train.compare import run_directory
 from apem.train.report import comparison_table, metrics_table, write_json
 
 # `--data synthetic` is the quick demo, about a minute of APEM on a 2-core CPU: a small funnel
@@ -46,6 +48,8 @@ QUICK_SYNTHETIC = {
 }
 QUICK_TRAINING = {"epochs": 3, "lr": 4e-3, "batch_size": 512}
 SPLITS = ("train", "valid", "test")
+CHECKPOINTS = ("last.pt", "best.pt")
+OUTPUT_SUFFIXES = (".csv", ".parquet")
 
 
 class UsageError(Exception):
@@ -54,6 +58,57 @@ class UsageError(Exception):
 
 def _comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _device_name(text: str) -> str:
+    """``auto`` or a torch device that this machine has."""
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"unknown device {text!r} (cpu, cuda, cuda:N or auto)"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise argparse.ArgumentTypeError(f"{text}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= count:
+            raise argparse.ArgumentTypeError(f"{text}: this machine has {count} CUDA device(s)")
+    elif device.type != "cpu":
+        raise argparse.ArgumentTypeError(f"unsupported device {text!r} (cpu, cuda, cuda:N or auto)")
+    return text
 
 
 def _model_list(text: str) -> list[str]:
@@ -100,9 +155,11 @@ def _add_data_arguments(parser: argparse.ArgumentParser, default: str | None) ->
         help="synthetic, census:PATH, census-pair:PATH, aliccp:PATH, tianchi:DIR or a CSV/Parquet "
         f"path with --labels (default: {where})",
     )
-    group.add_argument("--rows", type=int, help="synthetic: number of rows")
-    group.add_argument("--fields", type=int, help="synthetic: number of categorical fields")
-    group.add_argument("--steps", type=int, help="synthetic: number of funnel steps")
+    group.add_argument("--rows", type=_positive_int, help="synthetic: number of rows")
+    group.add_argument(
+        "--fields", type=_positive_int, help="synthetic: number of categorical fields"
+    )
+    group.add_argument("--steps", type=_positive_int, help="synthetic: number of funnel steps")
     group.add_argument("--labels", type=_comma_list, help="table: step columns in funnel order")
     group.add_argument("--dense", type=_comma_list, default=[], help="table: numerical columns")
     group.add_argument(
@@ -125,20 +182,24 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     quick = "{} on synthetic data, else {}"
     group.add_argument(
         "--epochs",
-        type=int,
+        type=_positive_int,
         help="default: " + quick.format(QUICK_TRAINING["epochs"], defaults.epochs),
     )
     group.add_argument(
-        "--lr", type=float, help="default: " + quick.format(QUICK_TRAINING["lr"], defaults.lr)
+        "--lr",
+        type=_positive_float,
+        help="default: " + quick.format(QUICK_TRAINING["lr"], defaults.lr),
     )
     group.add_argument(
         "--batch-size",
-        type=int,
+        type=_positive_int,
         help="default: " + quick.format(QUICK_TRAINING["batch_size"], defaults.batch_size),
     )
-    group.add_argument("--patience", type=int, default=defaults.patience)
-    group.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    group.add_argument("--embed-dim", type=int, help="embedding size of every field")
+    group.add_argument("--patience", type=_non_negative_int, default=defaults.patience)
+    group.add_argument(
+        "--max-steps", type=_positive_int, help="stop after this many optimiser steps"
+    )
+    group.add_argument("--embed-dim", type=_positive_int, help="embedding size of every field")
     group.add_argument(
         "--set",
         dest="assignments",
@@ -148,17 +209,19 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="[MODEL:]KEY=VALUE",
         help="a model hyper-parameter (VALUE is JSON or a string); repeatable",
     )
-    group.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size)
+    group.add_argument("--eval-batch-size", type=_positive_int, default=defaults.eval_batch_size)
     group.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
     group.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
 
 
 def _add_device_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument(
+        "--device", type=_device_name, default="auto", help="cpu, cuda, cuda:N or auto"
+    )
     parser.add_argument(
         "--num-threads",
-        type=int,
+        type=_positive_int,
         help="torch CPU threads (default: torch's choice; 1 is much faster on a busy machine)",
     )
 
@@ -174,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="checkpoint folder (default: runs/MODEL)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the checkpoints OUT already holds"
+    )
     train.add_argument("--json", help="write the results to this JSON file")
     _add_device_argument(train)
     _add_data_arguments(train, "synthetic")
@@ -183,7 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_ = commands.add_parser("eval", help="score a checkpoint on a split")
     evaluate_.add_argument("checkpoint")
     evaluate_.add_argument("--split", choices=SPLITS, default="test")
-    evaluate_.add_argument("--batch-size", type=int, default=8192)
+    evaluate_.add_argument(
+        "--input", help="score this labelled CSV/Parquet table as new data instead of --split"
+    )
+    evaluate_.add_argument("--batch-size", type=_positive_int, default=8192)
     evaluate_.add_argument("--json", help="write the metrics to this JSON file")
     _add_device_argument(evaluate_)
     _add_data_arguments(evaluate_, None)
@@ -194,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_.add_argument("--output", required=True, help="a .csv or .parquet file")
     predict_.add_argument("--input", help="a CSV/Parquet table to score (default: --split)")
     predict_.add_argument("--split", choices=SPLITS, default="test")
-    predict_.add_argument("--batch-size", type=int, default=8192)
+    predict_.add_argument("--batch-size", type=_positive_int, default=8192)
     _add_device_argument(predict_)
     _add_data_arguments(predict_, None)
     predict_.set_defaults(run=_run_predict, subparser=predict_)
@@ -205,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare_.add_argument("--seeds", type=_seed_list, default=[0, 1, 2], help="comma-separated")
     compare_.add_argument("--out", help="keep each run's checkpoints under this folder")
+    compare_.add_argument(
+        "--overwrite", action="store_true", help="replace the checkpoints OUT already holds"
+    )
     compare_.add_argument("--json", help="write per-seed results and the summary here")
     _add_device_argument(compare_)
     _add_data_arguments(compare_, "synthetic")
@@ -259,6 +331,16 @@ def _load(spec: dict[str, Any]) -> FunnelSplits:
         raise UsageError(str(error)) from None
 
 
+def _check_scopes(args: argparse.Namespace, models: Sequence[str]) -> None:
+    """UsageError for a ``--set MODEL:KEY=VALUE`` whose MODEL is not trained."""
+    for scope, key, value in args.assignments:
+        if scope is not None and scope not in models:
+            raise UsageError(
+                f"--set {scope}:{key}={json.dumps(value)} targets model {scope!r}, which is not "
+                f"among the models trained ({', '.join(models)})"
+            )
+
+
 def _hparams(args: argparse.Namespace, model: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if args.embed_dim is not None:
@@ -306,14 +388,41 @@ def _describe(spec: dict[str, Any], splits: FunnelSplits) -> str:
     )
 
 
+def _held_checkpoints(directories: Sequence[Path]) -> list[Path]:
+    return [d / name for d in directories for name in CHECKPOINTS if (d / name).exists()]
+
+
+def _check_out(directories: Sequence[Path], resume: bool, overwrite: bool) -> list[Path]:
+    """The checkpoints that ``--overwrite`` will delete; UsageError unless the flags allow
+    what the directories hold (nothing is ever replaced without ``--overwrite``)."""
+    held = _held_checkpoints(directories)
+    if resume and overwrite:
+        raise UsageError("--resume continues the checkpoint that --overwrite would replace")
+    if resume:
+        missing = [d / "last.pt" for d in directories if not (d / "last.pt").exists()]
+        if missing:
+            raise UsageError(f"--resume: there is no {missing[0]} to continue")
+        return []
+    if held and not overwrite:
+        raise UsageError(
+            f"--out already holds {', '.join(map(str, held[:3]))}; pass --resume to continue "
+            "that run or --overwrite to replace it"
+        )
+    return held
+
+
 def _run_train(args: argparse.Namespace) -> int:
+    out = args.out or str(Path("runs") / args.model)
+    replaced = _check_out([Path(out)], args.resume, args.overwrite)
+    _check_scopes(args, [args.model])
     spec = _data_spec(args, None)
     splits = _load(spec)
-    out = args.out or str(Path("runs") / args.model)
     seed_everything(args.seed)
     model = _build(args.model, splits, _hparams(args, args.model))
     config = _train_config(args, spec, args.seed, out)
     resume_from = Path(out) / "last.pt" if args.resume else None
+    for path in replaced:
+        path.unlink()
     print(_describe(spec, splits))
     result = fit(model, splits, config, resume_from=resume_from, metadata={"data": spec})
     oracle = oracle_metrics(splits.test)
@@ -345,26 +454,63 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _checkpoint_and_data(args: argparse.Namespace):
+    """The checkpoint's model and the split ``--split`` of its data, checked to be the data it
+    was trained on."""
     checkpoint = load_checkpoint(args.checkpoint)
     spec = _data_spec(args, checkpoint.get("metadata", {}).get("data"))
     splits = _load(spec)
-    check_schema(checkpoint, splits.schema, args.checkpoint)
-    return model_from_checkpoint(checkpoint, args.checkpoint), splits, spec
+    check_data(checkpoint, splits, args.checkpoint)
+    model = model_from_checkpoint(checkpoint, args.checkpoint)
+    return model, getattr(splits, args.split), _describe(spec, splits)
+
+
+def _checkpoint_and_input(args: argparse.Namespace, labels: bool | None):
+    """The checkpoint's model and the table ``--input`` encoded with its vocabularies."""
+    if args.data or args.rows or args.fields or args.steps or args.labels or args.data_options:
+        raise UsageError(
+            "--input is read with the checkpoint's vocabularies; --data and its "
+            "options do not apply"
+        )
+    checkpoint = load_checkpoint(args.checkpoint)
+    vocab = checkpoint_vocabulary(checkpoint)
+    if vocab is None:
+        raise UsageError(
+            f"--input: {args.checkpoint} was trained on synthetic ids, which have no vocabulary "
+            "to encode a table with"
+        )
+    model = model_from_checkpoint(checkpoint, args.checkpoint)
+    table = encode_table(args.input, vocab, model.schema, labels=labels)
+    return model, table
+
+
+def _describe_input(path: str, table: EncodedTable) -> str:
+    worst = max(table.oov_rate, key=table.oov_rate.get)
+    mean = sum(table.oov_rate.values()) / len(table.oov_rate)
+    return (
+        f"{path}: {len(table.data):,} rows of new data, encoded with the checkpoint's "
+        f"vocabularies; out of vocabulary: {100 * mean:.1f} % of cells "
+        f"(most in field {worst!r}: {100 * table.oov_rate[worst]:.1f} %)"
+    )
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    model, splits, spec = _checkpoint_and_data(args)
-    data = getattr(splits, args.split)
+    if args.input:
+        model, table = _checkpoint_and_input(args, labels=True)
+        data, where, description = table.data, args.input, _describe_input(args.input, table)
+    else:
+        model, data, description = _checkpoint_and_data(args)
+        where = f"the {args.split} split"
     metrics = evaluate(model, data, batch_size=args.batch_size, device=_device(args))
     oracle = oracle_metrics(data)
-    print(_describe(spec, splits))
-    print(f"{model.name} on the {args.split} split ({len(data):,} rows):")
+    print(description)
+    print(f"{model.name} on {where} ({len(data):,} rows):")
     print(metrics_table(metrics, oracle))
     if args.json:
         payload = {
             "model": model.name,
             "checkpoint": args.checkpoint,
-            "split": args.split,
+            "split": None if args.input else args.split,
+            "input": args.input,
             **metrics.to_dict(),
             "oracle_auc": oracle.auc if oracle else None,
         }
@@ -376,33 +522,19 @@ def _device(args: argparse.Namespace) -> str:
     return str(resolve_device(args.device))
 
 
-def _read_table(path: str) -> pd.DataFrame:
-    if path.endswith(".parquet"):
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
-
-
-def _table_split(splits: FunnelSplits, path: str) -> FunnelData:
-    """A new table encoded with the training vocabulary (labels unknown: zeros)."""
-    if splits.vocab is None:
-        raise UsageError(f"--input needs a table data source; {path} cannot be encoded")
-    frame = _read_table(path)
-    schema = splits.schema
-    ids = splits.vocab.encode(frame)
-    dense = frame[list(schema.dense)].to_numpy(np.float32) if schema.dense else None
-    labels = np.zeros((len(frame), schema.num_steps), dtype=np.uint8)
-    return FunnelData(schema, ids, labels, dense)
-
-
 def _run_predict(args: argparse.Namespace) -> int:
-    if not args.output.endswith((".csv", ".parquet")):
+    if not args.output.lower().endswith(OUTPUT_SUFFIXES):
         raise UsageError(f"--output must end in .csv or .parquet, got {args.output}")
-    model, splits, _ = _checkpoint_and_data(args)
-    data = _table_split(splits, args.input) if args.input else getattr(splits, args.split)
+    if args.input:
+        model, table = _checkpoint_and_input(args, labels=False)
+        data = table.data
+        print(_describe_input(args.input, table))
+    else:
+        model, data, _ = _checkpoint_and_data(args)
     probs = predict(model, data, batch_size=args.batch_size, device=_device(args))
     frame = pd.DataFrame({f"p_{step}": probs[:, i] for i, step in enumerate(data.schema.steps)})
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    if args.output.endswith(".parquet"):
+    if args.output.lower().endswith(".parquet"):
         frame.to_parquet(args.output, index=False)
     else:
         frame.to_csv(args.output, index=False)
@@ -411,12 +543,17 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    runs = [run_directory(args.out, m, s) for m in args.models for s in args.seeds if args.out]
+    replaced = _check_out(runs, resume=False, overwrite=args.overwrite)
+    _check_scopes(args, args.models)
     spec = _data_spec(args, None)
     splits = _load(spec)
     hparams = {name: _hparams(args, name) for name in args.models}
     for name in args.models:  # every --set is checked before hours of training start
         _build(name, splits, hparams[name])
     print(_describe(spec, splits))
+    for path in replaced:
+        path.unlink()
     config = _train_config(args, spec, 0, None)
     comparison = compare(args.models, args.seeds, splits, config, hparams, checkpoint_root=args.out)
     oracle = oracle_metrics(splits.test)

@@ -211,6 +211,14 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--eval-batch-size", type=_positive_int, default=defaults.eval_batch_size)
     group.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    group.add_argument(
+        "--compile",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="BACKEND",
+        help="torch.compile the training step as one graph (backend: inductor unless given)",
+    )
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
     group.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
 
@@ -376,6 +384,7 @@ def _train_config(
         checkpoint_dir=out,
         num_threads=args.num_threads,
         progress=not args.no_progress,
+        compile=args.compile,
     )
 
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from apem_kernels import reference
 from apem_kernels.backend import Backend, resolve_backend
-from apem_kernels.ops.utils import interpreting
+from apem_kernels.ops.utils import interpreting, tracing
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -44,17 +44,31 @@ def _check_like(name: str, value: Tensor, x: Tensor, dtype: torch.dtype | None) 
 
 
 def _positive_float(name: str, value: object) -> float:
-    """A finite positive number given as a python real or a one-element tensor, as a float."""
-    if isinstance(value, Tensor):
-        if value.numel() != 1 or value.dtype.is_complex or value.dtype == torch.bool:
-            raise TypeError(f"{name} must be a real number or a one-element real tensor")
-        value = value.item()
+    """A finite positive python real as a float, or a TypeError/ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return value
+
+
+def _gamma(value: object) -> float | Tensor:
+    """γ as a float, or as a 0-dim tensor if given as a one-element tensor.
+
+    A tensor's value is checked only where reading it is free: eagerly, on the CPU. On an
+    accelerator that read would stall the stream, and a traced graph cannot branch on it.
+    """
+    if not isinstance(value, Tensor):
+        return _positive_float("gamma", value)
+    if value.numel() != 1 or not value.dtype.is_floating_point:
+        raise TypeError(
+            f"gamma must be a real number or a one-element float tensor, got a {value.dtype} "
+            f"tensor of shape {tuple(value.shape)}"
+        )
+    if value.device.type == "cpu" and not tracing():
+        _positive_float("gamma", value.item())
+    return value.reshape(())
 
 
 def _resolve(backend: Backend | str, x: Tensor) -> Backend:
@@ -73,20 +87,21 @@ def smooth_step(u: Tensor, gamma: float | Tensor, *, backend: Backend | str = "a
 
     Args:
         u: any shape, float16/bfloat16/float32/float64.
-        gamma: width of the ramp, a finite number > 0 (python number or one-element tensor;
-            no gradient flows to it; a CUDA tensor costs one device sync to read).
+        gamma: width of the ramp, a finite number > 0: a python number or a one-element float
+            tensor (no gradient flows to it). The torch backend computes with a tensor as it
+            is (no host sync, no recompile under torch.compile when it changes).
         backend: ``"auto"``, ``"triton"`` or ``"torch"``.
 
     Returns:
         f_D(u) with u's shape and dtype, computed in float32 (float64 for float64 input).
     """
     u = _float_tensor("u", u)
-    gamma = _positive_float("gamma", gamma)
+    gamma = _gamma(gamma)
     if _resolve(backend, u) is Backend.TORCH:
         return reference.smooth_step(u, gamma)
     from apem_kernels.ops.smooth_step import fused_smooth_step
 
-    return fused_smooth_step(u, gamma)
+    return fused_smooth_step(u, float(gamma))
 
 
 def _check_attention_args(
@@ -100,7 +115,7 @@ def _check_attention_args(
     key_padding_mask: Tensor | None,
     norm: tuple[Tensor, Tensor, float] | None,
 ) -> float | None:
-    """Check every argument of the attention entry points; returns gamma as a float (or None).
+    """Check every argument of the attention entry points; returns gamma (``_gamma``) or None.
 
     ``weights`` maps names to the (d, d) weights given (w_k, w_v, w_o and maybe w_q).
     """
@@ -151,7 +166,7 @@ def _check_attention_args(
         _check_like("key_padding_mask", key_padding_mask, x, None)
     for name, value in floats.items():
         _check_like(name, value, x, x.dtype)
-    return None if gamma is None else _positive_float("gamma", gamma)
+    return None if gamma is None else _gamma(gamma)
 
 
 # The widest d the fused attention kernels are built for (one tile holds a whole row).
@@ -216,7 +231,7 @@ def _attention(
         num_heads,
         z=z,
         u=u,
-        gamma=gamma,
+        gamma=None if gamma is None else float(gamma),
         key_padding_mask=key_padding_mask,
         w_q=w_q,
         norm_weight=norm_weight,
@@ -249,8 +264,9 @@ def inducing_attention(
         num_heads: M, dividing d; heads are consecutive blocks of d/M columns.
         z: (B, K) per-sample query row scale (``Q̂ = I ⊙ z``); None means all ones.
         u: (B, K) pre-activation of z instead of z: ``z = smooth_step(u, gamma)`` (needs gamma).
-        gamma: width of the smooth step, a finite number > 0 (only with u); pass a python
-            float in a training loop: a CUDA tensor costs one device sync to read.
+        gamma: width of the smooth step, a finite number > 0 (only with u): a python number
+            or a one-element float tensor. The torch backend uses a tensor as it is; the
+            triton backend reads it to the host (one device sync).
         key_padding_mask: (B, N) bool, True marks a padded key; all-padded rows give zeros.
         w_q: optional (d, d) query projection (Set Transformer's MAB).
         backend: ``"auto"``, ``"triton"`` or ``"torch"``.

@@ -16,20 +16,29 @@ GAMMA_FLOOR = 1e-3
 
 
 def gamma_schedule(
-    step: int, start: float = GAMMA_START, decay: float = GAMMA_DECAY, floor: float = GAMMA_FLOOR
-) -> float:
+    step: int | Tensor,
+    start: float = GAMMA_START,
+    decay: float = GAMMA_DECAY,
+    floor: float = GAMMA_FLOOR,
+) -> float | Tensor:
     """Width of the smooth step at a training step: ``max(start - decay * step, floor)``.
 
-    With the defaults f_D becomes a hard 0/1 gate after 50,000 steps.
+    A python ``step`` gives a float; a tensor ``step`` (a model's step buffer) gives a float64
+    tensor on its device, equal to the float, so a compiled training step reads γ without a
+    host sync and without recompiling as it changes. With the defaults f_D becomes a hard 0/1
+    gate after 50,000 steps.
     """
+    if isinstance(step, Tensor):
+        return (start - decay * step.to(torch.float64)).clamp(min=floor)
     return max(start - decay * float(step), floor)
 
 
-def smooth_step(u: Tensor, gamma: float) -> Tensor:
+def smooth_step(u: Tensor, gamma: float | Tensor) -> Tensor:
     """The cubic smooth step f_D(u; gamma) of the dynamic selector, elementwise, any shape.
 
     0 for ``u <= -gamma/2``, 1 for ``u >= gamma/2`` and ``-2/gamma^3 u^3 + 3/(2 gamma) u + 1/2``
-    in between. Computed in float32 (or float64) and returned in ``u.dtype``.
+    in between. ``gamma`` is a number or a one-element tensor on u's device. Computed in
+    float32 (or float64) and returned in ``u.dtype``.
     """
     compute = torch.float64 if u.dtype == torch.float64 else torch.float32
     v = u.to(compute)

@@ -47,7 +47,7 @@ class ASRGLayer(nn.Module):
             dim, num_inducing, num_heads, query_projection=query_projection, backend=backend
         )
 
-    def forward(self, x: Tensor, gamma: float) -> Tensor:
+    def forward(self, x: Tensor, gamma: float | Tensor) -> Tensor:
         if self.selector is None:
             return self.attention(x)
         # Under autocast the selector computes in low precision; the kernel takes x's dtype.
@@ -70,7 +70,8 @@ class APEM(FunnelModel):
 
     γ of the smooth step follows ``gamma_schedule(step)``; ``step`` is a buffer (saved with the
     model) incremented by every ``training_loss`` call in train mode, and inference uses its
-    stored value.
+    stored value. γ is computed from the buffer on its device, so a training step neither
+    waits for the host nor, under ``torch.compile``, recompiles as γ changes.
 
     Ablations: ``dynamic_selector=False`` (plain inducing points, z = 1),
     ``task_indicators=False`` (towers read the mean over the K rows of ``Y^L``),
@@ -124,8 +125,6 @@ class APEM(FunnelModel):
         self.dependence_weight = self._dependence_weight(dependence_weight)
         self.config["dependence_weight"] = self.dependence_weight
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        # A host copy of ``step``, so reading γ never waits for the device.
-        self._host_step = 0
         rows = [self.embedding.num_rows] + [num_inducing] * (num_layers - 1)
         self.asrg = nn.ModuleList(
             ASRGLayer(
@@ -168,22 +167,16 @@ class APEM(FunnelModel):
 
     @property
     def gamma(self) -> float:
-        """Width of the selector's smooth step at the current ``step``."""
-        return gamma_schedule(self._host_step)
+        """Width of the selector's smooth step at the current ``step`` (reads the buffer)."""
+        return gamma_schedule(int(self.step))
 
     def set_step(self, step: int) -> None:
         """Move the γ schedule to training step ``step`` (e.g. to inspect a later gate)."""
         self.step.fill_(step)
-        self._host_step = int(step)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if prefix + "step" in state_dict:
-            self._host_step = int(state_dict[prefix + "step"])
 
     def logits(self, ids: Tensor, dense: Tensor | None = None) -> Tensor:
         y = self.embed(ids, dense)
-        gamma = self.gamma
+        gamma = gamma_schedule(self.step)
         tasks = None
         for layer, asrg in enumerate(self.asrg):
             y = asrg(y, gamma)
@@ -200,5 +193,4 @@ class APEM(FunnelModel):
             total = total + self.dependence_weight * parts["dependence"]
         if self.training:
             self.step += 1
-            self._host_step += 1
         return total, parts

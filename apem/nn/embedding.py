@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from apem.nn.checks import positive_int
+from apem_kernels.ops.utils import tracing
 
 EMBEDDING_INIT_STD = 0.05
 
@@ -69,7 +70,7 @@ class FieldEmbedding(nn.Module):
         # step, and the data layer already maps unknown values to the OOV id 0 there. A traced
         # graph (torch.compile, torch.export, ONNX, jit.trace) leaves it out: it would split the
         # graph on a data-dependent branch.
-        if not _tracing() and self.num_fields and ids.numel() and ids.device.type == "cpu":
+        if not tracing() and self.num_fields and ids.numel() and ids.device.type == "cpu":
             bad = (ids < 0) | (ids >= self.vocab_sizes)
             if bad.any():
                 field = int(bad.any(dim=0).nonzero()[0])
@@ -89,11 +90,6 @@ class FieldEmbedding(nn.Module):
         if tuple(dense.shape) != (ids.shape[0], self.num_dense):
             expected = (ids.shape[0], self.num_dense)
             raise ValueError(f"dense must have shape {expected}, got {tuple(dense.shape)}")
-
-
-def _tracing() -> bool:
-    """True while torch.compile, torch.export, ONNX export or jit.trace records the graph."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
 def _describe(value: object) -> str:

@@ -22,6 +22,12 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def tracing() -> bool:
+    """True while torch.compile, torch.export, ONNX export or jit.trace records a graph: checks
+    that read tensor values back to the host must stay out of it."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
 TRITON_DTYPES = {
     torch.float32: "fp32",
     torch.float16: "fp16",

@@ -221,3 +221,12 @@ def test_python_dash_m_apem_help():
     )
     assert done.returncode == 0
     assert all(command in done.stdout for command in ("train", "eval", "predict", "compare"))
+
+
+def test_compile_flag_takes_an_optional_backend():
+    from apem.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["train"]).compile is False
+    assert parse(["train", "--compile"]).compile is True
+    assert parse(["train", "--compile", "aot_eager"]).compile == "aot_eager"

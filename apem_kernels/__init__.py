@@ -6,16 +6,25 @@ without triton or without a GPU driver.
 
 from apem_kernels import reference
 from apem_kernels.backend import Backend
-from apem_kernels.functional import inducing_attention, inducing_attention_block, smooth_step
+from apem_kernels.functional import (
+    inducing_attention,
+    inducing_attention_block,
+    inducing_attention_factored,
+    smooth_step,
+)
 from apem_kernels.modules import InducingAttention
 from apem_kernels.reference import gamma_schedule
+from apem_kernels.set_transformer import ISAB, PMA
 
 __all__ = [
     "Backend",
+    "ISAB",
     "InducingAttention",
+    "PMA",
     "gamma_schedule",
     "inducing_attention",
     "inducing_attention_block",
+    "inducing_attention_factored",
     "reference",
     "smooth_step",
 ]

@@ -31,13 +31,31 @@ def triton_available() -> bool:
     return True
 
 
-def resolve_backend(backend: Backend | str, *tensors: torch.Tensor) -> Backend:
-    """Turn ``backend`` (enum or its string value) into TRITON or TORCH for these tensors."""
+def parse_backend(value: Backend | str) -> Backend:
+    """``value`` (enum or its string value) as a ``Backend``, or a ValueError listing them."""
     try:
-        choice = Backend(backend)
+        return Backend(value)
     except ValueError:
         valid = ", ".join(repr(b.value) for b in Backend)
-        raise ValueError(f"backend must be one of {valid}, got {backend!r}") from None
+        raise ValueError(f"backend must be one of {valid}, got {value!r}") from None
+
+
+class BackendChoice:
+    """Mixin for modules: a ``backend`` attribute, validated when set, that forward passes on."""
+
+    @property
+    def backend(self) -> Backend:
+        """Which implementation ``forward`` runs; set with a ``Backend`` or its string value."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: Backend | str) -> None:
+        self._backend = parse_backend(value)
+
+
+def resolve_backend(backend: Backend | str, *tensors: torch.Tensor) -> Backend:
+    """Turn ``backend`` (enum or its string value) into TRITON or TORCH for these tensors."""
+    choice = parse_backend(backend)
     if choice is Backend.AUTO:
         on_cuda = any(t.is_cuda for t in tensors)
         return Backend.TRITON if on_cuda and triton_available() else Backend.TORCH

@@ -12,6 +12,7 @@ from numbers import Integral, Real
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from apem_kernels import reference
 from apem_kernels.backend import Backend, resolve_backend
@@ -122,7 +123,7 @@ def _check_attention_args(
     x = _float_tensor("x", x)
     if x.dim() != 3:
         raise ValueError(f"x must have shape (B, N, d), got {tuple(x.shape)}")
-    batch, keys, dim = x.shape
+    dim = x.shape[2]
     if isinstance(num_heads, bool) or not isinstance(num_heads, Integral):
         raise TypeError(f"num_heads must be an int, got {type(num_heads).__name__}")
     if num_heads < 1 or dim % num_heads != 0:
@@ -146,6 +147,21 @@ def _check_attention_args(
             raise TypeError(f"norm_eps must be a real number, got {type(norm[2]).__name__}")
         if not math.isfinite(norm[2]) or norm[2] < 0:
             raise ValueError(f"norm_eps must be a finite number >= 0, got {norm[2]}")
+    return _check_gate_and_mask(x, inducing.shape[0], z, u, gamma, key_padding_mask, floats)
+
+
+def _check_gate_and_mask(
+    x: Tensor,
+    num_queries: int,
+    z: Tensor | None,
+    u: Tensor | None,
+    gamma: float | Tensor | None,
+    key_padding_mask: Tensor | None,
+    floats: dict[str, Tensor],
+) -> float | Tensor | None:
+    """Check z or u (B, K) with gamma and the (B, N) mask; then that ``floats`` (named float
+    arguments already checked) share x's device and dtype. Returns gamma (``_gamma``) or None."""
+    batch, keys, _ = x.shape
     if z is not None and u is not None:
         raise ValueError("give either z (the mask) or u (its pre-activation, with gamma), not both")
     if u is None and gamma is not None:
@@ -154,10 +170,11 @@ def _check_attention_args(
         )
     if u is not None and gamma is None:
         raise ValueError("u needs gamma, the width of the smooth step")
+    floats = dict(floats)
     for name, row_scale in (("z", z), ("u", u)):
         if row_scale is not None:
             floats[name] = _float_tensor(name, row_scale)
-            _check_shape(name, row_scale, (batch, inducing.shape[0]), "(B, K)")
+            _check_shape(name, row_scale, (batch, num_queries), "(B, K)")
     if key_padding_mask is not None:
         if not isinstance(key_padding_mask, Tensor) or key_padding_mask.dtype != torch.bool:
             found = getattr(key_padding_mask, "dtype", type(key_padding_mask).__name__)
@@ -173,11 +190,10 @@ def _check_attention_args(
 MAX_FUSED_DIM = 256
 
 
-def _attention_backend(backend: Backend | str, x: Tensor) -> Backend:
-    """``_resolve`` for attention: ``auto`` takes torch when d is wider than the kernels' tiles,
-    an explicit ``triton`` is an error there."""
+def _attention_backend(backend: Backend | str, x: Tensor, dim: int) -> Backend:
+    """``_resolve`` for attention: ``auto`` takes torch when the kernels' width d is wider than
+    their tiles, an explicit ``triton`` is an error there."""
     choice = _resolve(backend, x)
-    dim = x.shape[-1]
     if choice is Backend.TRITON and dim > MAX_FUSED_DIM:
         if Backend(backend) is Backend.AUTO:
             return Backend.TORCH
@@ -210,7 +226,7 @@ def _attention(
         x, inducing, weights, num_heads, z, u, gamma, key_padding_mask, norm
     )
     num_heads = int(num_heads)
-    if _attention_backend(backend, x) is Backend.TORCH:
+    if _attention_backend(backend, x, x.shape[-1]) is Backend.TORCH:
         if u is not None:
             z = reference.smooth_step(u, gamma)
         args = (x, inducing, w_k, w_v, w_o, num_heads)
@@ -268,7 +284,8 @@ def inducing_attention(
             or a one-element float tensor. The torch backend uses a tensor as it is; the
             triton backend reads it to the host (one device sync).
         key_padding_mask: (B, N) bool, True marks a padded key; all-padded rows give zeros.
-        w_q: optional (d, d) query projection (Set Transformer's MAB).
+        w_q: optional (d, d) query projection, no bias: the queries become
+            ``F.linear(I ⊙ z, w_q)``.
         backend: ``"auto"``, ``"triton"`` or ``"torch"``.
 
     Returns:
@@ -306,3 +323,83 @@ def inducing_attention_block(
     return _attention(
         x, inducing, w_k, w_v, w_o, num_heads, z, u, gamma, key_padding_mask, w_q, norm, backend
     )
+
+
+def _check_factored_args(
+    x: Tensor,
+    a: Tensor,
+    c: Tensor,
+    z: Tensor | None,
+    u: Tensor | None,
+    gamma: float | Tensor | None,
+    key_padding_mask: Tensor | None,
+) -> float | Tensor | None:
+    """Check the arguments of :func:`inducing_attention_factored`; returns gamma (or None)."""
+    x = _float_tensor("x", x)
+    if x.dim() != 3:
+        raise ValueError(f"x must have shape (B, N, d_in), got {tuple(x.shape)}")
+    dim_in = x.shape[2]
+    a = _float_tensor("a", a)
+    if a.dim() != 3 or a.shape[2] != dim_in:
+        raise ValueError(
+            f"a must have shape (M, K, d_in) with d_in = {dim_in}, got {tuple(a.shape)}"
+        )
+    c = _float_tensor("c", c)
+    if c.dim() != 3 or c.shape[:2] != (a.shape[0], dim_in):
+        raise ValueError(
+            f"c must have shape (M, d_in, d_out) with (M, d_in) = {(a.shape[0], dim_in)}, "
+            f"got {tuple(c.shape)}"
+        )
+    return _check_gate_and_mask(x, a.shape[1], z, u, gamma, key_padding_mask, {"a": a, "c": c})
+
+
+def inducing_attention_factored(
+    x: Tensor,
+    a: Tensor,
+    c: Tensor,
+    z: Tensor | None = None,
+    *,
+    u: Tensor | None = None,
+    gamma: float | Tensor | None = None,
+    key_padding_mask: Tensor | None = None,
+    backend: Backend | str = "auto",
+) -> Tensor:
+    """Inducing-point attention from its batch-shared factors (DESIGN.md §4.2).
+
+    ``O = Σ_j softmax_N(z ⊙ A_j xᵀ) x C_j``: :func:`inducing_attention` is the case
+    ``A_j = I_j W_K_j / sqrt(d_h)``, ``C_j = W_V_jᵀ W_O_jᵀ``. Other attention layers whose
+    queries are shared by the batch fold their biases and scale into A and C (see
+    ``apem_kernels.set_transformer``).
+
+    Args:
+        x: (B, N, d_in) keys/values input; float16/bfloat16/float32/float64.
+        a: (M, K, d_in) score factor of each head, x's dtype.
+        c: (M, d_in, d_out) output factor of each head, x's dtype.
+        z, u, gamma, key_padding_mask, backend: as in :func:`inducing_attention`.
+
+    Returns:
+        (B, K, d_out) in x's dtype.
+    """
+    gamma = _check_factored_args(x, a, c, z, u, gamma, key_padding_mask)
+    dim_in, dim_out = c.shape[1], c.shape[2]
+    width = max(dim_in, dim_out)
+    if _attention_backend(backend, x, width) is Backend.TORCH:
+        if u is not None:
+            z = reference.smooth_step(u, gamma)
+        return reference.factored_inducing_attention(x, a, c, z, key_padding_mask)
+    from apem_kernels.ops.inducing_attention import fused_factored_attention
+
+    # The kernels take one width d for x and O: zero columns widen the narrower side.
+    pad_in, pad_out = width - dim_in, width - dim_out
+    x, a = F.pad(x, (0, pad_in)), F.pad(a, (0, pad_in))
+    c = F.pad(c, (0, pad_out, 0, pad_in))
+    out = fused_factored_attention(
+        x,
+        a,
+        c,
+        z=z,
+        u=u,
+        gamma=None if gamma is None else float(gamma),
+        key_padding_mask=key_padding_mask,
+    )
+    return out[..., :dim_out]

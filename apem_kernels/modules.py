@@ -7,15 +7,15 @@ import math
 import torch
 from torch import Tensor, nn
 
-from apem_kernels.backend import Backend
+from apem_kernels.backend import Backend, BackendChoice
 from apem_kernels.functional import inducing_attention_block
 
 
-class InducingAttention(nn.Module):
+class InducingAttention(BackendChoice, nn.Module):
     """``LayerNorm(I ⊙ z + O)`` over a set: (B, N, d) -> (B, K, d) (DESIGN.md §2 and §4.1).
 
     K learnable inducing points I (K, d), masked per sample by z (B, K), attend over the N rows
-    of x with ``num_heads`` heads. With z None this is Set Transformer's PMA. Parameters:
+    of x with ``num_heads`` heads. Parameters:
     ``inducing`` (K, d); ``w_k``, ``w_v``, ``w_o`` (and ``w_q`` with ``query_projection``)
     (d, d) in ``F.linear`` convention; ``norm`` a LayerNorm over d. The state_dict is the same
     for every backend; ``backend`` ("auto", "triton", "torch") may be changed at any time.
@@ -54,19 +54,6 @@ class InducingAttention(nn.Module):
         self.w_o = nn.Parameter(torch.empty(dim, dim, **factory))
         self.norm = nn.LayerNorm(dim, eps=norm_eps, **factory)
         self.reset_parameters()
-
-    @property
-    def backend(self) -> Backend:
-        """Which implementation ``forward`` runs; set with a ``Backend`` or its string value."""
-        return self._backend
-
-    @backend.setter
-    def backend(self, value: Backend | str) -> None:
-        try:
-            self._backend = Backend(value)
-        except ValueError:
-            valid = ", ".join(repr(b.value) for b in Backend)
-            raise ValueError(f"backend must be one of {valid}, got {value!r}") from None
 
     def reset_parameters(self) -> None:
         """Inducing points xavier-uniform (as Set Transformer); projections as ``nn.Linear``."""

@@ -103,7 +103,7 @@ def inducing_attention(
         num_heads: M; heads are consecutive blocks of ``d // M`` columns, scale ``1/sqrt(d/M)``.
         z: (B, K) per-sample row scale of the queries, or None for all ones.
         key_padding_mask: (B, N) bool, True marks a padded key that gets no weight.
-        w_q: optional (d, d) query projection (Set Transformer's MAB): the queries become
+        w_q: optional (d, d) query projection, no bias: the queries become
             ``F.linear(I ⊙ z, w_q)``.
 
     Returns:
@@ -136,3 +136,37 @@ def inducing_attention_block(
     o = inducing_attention(x, inducing, w_k, w_v, w_o, num_heads, z, key_padding_mask, w_q)
     residual = inducing_queries(inducing, z, x.shape[0]) + o
     return F.layer_norm(residual, (x.shape[-1],), norm_weight, norm_bias, norm_eps)
+
+
+def factored_inducing_attention(
+    x: Tensor,
+    a: Tensor,
+    c: Tensor,
+    z: Tensor | None = None,
+    key_padding_mask: Tensor | None = None,
+) -> Tensor:
+    """Attention from batch-shared factors: ``O = Σ_j softmax_N(z ⊙ A_j xᵀ) x C_j``.
+
+    Args:
+        x: (B, N, d_in) keys/values input.
+        a: (M, K, d_in) score factors, one per head (the queries times the key weights, scaled).
+        c: (M, d_in, d_out) output factors, one per head (value weights times output weights).
+        z: (B, K) per-sample row scale of the scores, or None for all ones.
+        key_padding_mask: (B, N) bool, True marks a padded key; an all-padded row gives zeros.
+
+    Returns:
+        (B, K, d_out).
+    """
+    scores = torch.einsum("mke,bne->bmkn", a, x)  # (B, M, K, N)
+    if z is not None:
+        scores = scores * z[:, None, :, None]
+    if key_padding_mask is not None:
+        all_padded = key_padding_mask.all(dim=1)  # (B,)
+        # An all-padded row softmaxes over every key (finite, no NaN) and is zeroed after.
+        dropped = key_padding_mask & ~all_padded[:, None]
+        scores = scores.masked_fill(dropped[:, None, None, :], float("-inf"))
+    probs = torch.softmax(scores, dim=-1)
+    if key_padding_mask is not None:
+        probs = probs.masked_fill(all_padded[:, None, None, None], 0.0)
+    heads = torch.einsum("bmkn,bne->bmke", probs, x)  # (B, M, K, d_in)
+    return torch.einsum("bmke,meo->bko", heads, c)

@@ -599,6 +599,31 @@ def fused_inducing_attention(
     )
 
 
+def fused_factored_attention(
+    x: Tensor,
+    a: Tensor,
+    c: Tensor,
+    z: Tensor | None = None,
+    u: Tensor | None = None,
+    gamma: float | None = None,
+    key_padding_mask: Tensor | None = None,
+) -> Tensor:
+    """``O = Σ_j softmax(z ⊙ A_j xᵀ) x C_j`` from given factors on the fused kernels.
+
+    Args (validated by the caller): x (B, N, d); a (M, K, d); c (M, d, d); z or u (B, K), at
+    most one, with ``gamma > 0`` for u; key_padding_mask (B, N) bool, True = padded.
+
+    Returns:
+        (B, K, d) in x's dtype; gradients flow to x, a, c and z or u.
+    """
+    acc = _accumulator_dtype(x.dtype)
+    gate = z if z is not None else u
+    factors = (a.to(acc).contiguous(), c.to(acc).contiguous())
+    return _FusedInducingAttention.apply(
+        x, gate, *factors, None, None, None, key_padding_mask, gamma, 1e-5, u is not None
+    )
+
+
 # Pointer arguments held in the accumulator dtype (float64 for float64 inputs, else float32);
 # the others take the input dtype.
 _ACCUMULATOR_POINTERS = {

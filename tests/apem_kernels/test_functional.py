@@ -9,7 +9,12 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from apem_kernels import Backend, functional, reference
-from apem_kernels.functional import inducing_attention, inducing_attention_block, smooth_step
+from apem_kernels.functional import (
+    inducing_attention,
+    inducing_attention_block,
+    inducing_attention_factored,
+    smooth_step,
+)
 
 B, N, K, D, HEADS = 2, 3, 4, 8, 2
 FUSED_MODULE = "apem_kernels.ops.inducing_attention"
@@ -45,10 +50,16 @@ def never_called(*args, **kwargs):
 @pytest.fixture
 def no_launch(monkeypatch):
     """Both backends fail loudly if reached, so an error must come from validation."""
-    for name in ("smooth_step", "inducing_attention", "inducing_attention_block"):
+    for name in (
+        "smooth_step",
+        "inducing_attention",
+        "inducing_attention_block",
+        "factored_inducing_attention",
+    ):
         monkeypatch.setattr(reference, name, never_called)
     fake = types.ModuleType(FUSED_MODULE)
     fake.fused_inducing_attention = never_called
+    fake.fused_factored_attention = never_called
     monkeypatch.setitem(sys.modules, FUSED_MODULE, fake)
 
 
@@ -295,3 +306,66 @@ def test_gamma_as_a_tensor_equals_gamma_as_a_float(step):
     u = torch.linspace(-6.0, 6.0, 101)
     expected = smooth_step(u, reference.gamma_schedule(step), backend="torch")
     assert torch.equal(smooth_step(u, gamma, backend="torch"), expected)
+
+
+def factored_args(dim_in: int, dim_out: int, dtype=torch.float32) -> dict:
+    gen = torch.Generator().manual_seed(5)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype)
+
+    mask = torch.rand(B, N, generator=gen) < 0.3
+    mask[0] = True
+    return {
+        "x": rand(B, N, dim_in),
+        "a": rand(HEADS, K, dim_in) / dim_in**0.5,
+        "c": rand(HEADS, dim_in, dim_out) / dim_in**0.5,
+        "u": rand(B, K),
+        "gamma": 2.0,
+        "key_padding_mask": mask,
+    }
+
+
+@pytest.mark.usefixtures("no_launch")
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (
+            with_(a=rand(HEADS, K, D + 1)),
+            ValueError,
+            r"a must have shape \(M, K, d_in\) with d_in = 8",
+        ),
+        (
+            with_(c=rand(HEADS + 1, D, 4)),
+            ValueError,
+            r"c must have shape \(M, d_in, d_out\) with \(M, d_in\) = \(2, 8\)",
+        ),
+        (with_(u=rand(B, K + 1)), ValueError, r"u must have shape \(B, K\) = \(2, 4\)"),
+        (with_(c=rand(HEADS, D, 4).double()), TypeError, "c has dtype torch.float64 but x"),
+        (with_(x=rand(N, D)), ValueError, r"x must have shape \(B, N, d_in\)"),
+    ],
+)
+def test_bad_factored_input_raises_before_launch(change, error, message, backend):
+    with pytest.raises(error, match=message):
+        inducing_attention_factored(**change(factored_args(D, 4)), backend=backend)
+
+
+@pytest.mark.parametrize(("dim_in", "dim_out"), [(5, 12), (12, 5), (8, 8)])
+def test_factored_triton_widens_to_one_width_and_matches_torch(dim_in, dim_out, kernel_device):
+    """The kernels take one width: zero columns widen x and A (or C), and O is cut back."""
+    args = {
+        k: v.to(kernel_device)
+        for k, v in factored_args(dim_in, dim_out, torch.float64).items()
+        if k != "gamma"
+    }
+    args["gamma"] = 2.0
+    leaves = {k: v.requires_grad_() for k, v in args.items() if k in ("x", "a", "c", "u")}
+    outs = {b: inducing_attention_factored(**args, backend=b) for b in ("torch", "triton")}
+    assert outs["triton"].shape == (B, K, dim_out)
+    torch.testing.assert_close(outs["triton"], outs["torch"], rtol=1e-10, atol=1e-12)
+    grads = {
+        b: torch.autograd.grad(o.square().sum(), list(leaves.values())) for b, o in outs.items()
+    }
+    for name, got, want in zip(leaves, grads["triton"], grads["torch"], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11, msg=name)

@@ -10,10 +10,13 @@ import apem_kernels
 def test_public_names():
     assert set(apem_kernels.__all__) == {
         "Backend",
+        "ISAB",
         "InducingAttention",
+        "PMA",
         "gamma_schedule",
         "inducing_attention",
         "inducing_attention_block",
+        "inducing_attention_factored",
         "reference",
         "smooth_step",
     }

@@ -49,3 +49,28 @@ def test_inducing_attention_matches_explicit_softmax(masked, n, k_rows, d, heads
     (grad,) = torch.autograd.grad(got.square().sum(), x)
     (want_grad,) = torch.autograd.grad(want.square().sum(), x)
     torch.testing.assert_close(grad, want_grad, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_factored_form_with_the_products_is_inducing_attention(masked):
+    """``A_j = I_j W_K_j / sqrt(d_h)``, ``C_j = W_V_jᵀ W_O_jᵀ`` turn the factored form into
+    :func:`reference.inducing_attention`, gradients included."""
+    gen = torch.Generator().manual_seed(3)
+    b, n, k_rows, d, heads = 4, 7, 5, 12, 3
+    d_h = d // heads
+    x = torch.randn(b, n, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    inducing = torch.randn(k_rows, d, generator=gen, dtype=torch.float64)
+    w_k, w_v, w_o = (torch.randn(d, d, generator=gen, dtype=torch.float64) / d**0.5 for _ in "kvo")
+    z = torch.rand(b, k_rows, generator=gen, dtype=torch.float64)
+    mask = (torch.rand(b, n, generator=gen) < 0.4) if masked else None
+    if masked:
+        mask[0] = True
+    heads_of = [slice(j * d_h, (j + 1) * d_h) for j in range(heads)]
+    a = torch.stack([inducing[:, c] @ w_k[c] / math.sqrt(d_h) for c in heads_of])
+    c_factor = torch.stack([w_v[c].T @ w_o[:, c].T for c in heads_of])
+    got = reference.factored_inducing_attention(x, a, c_factor, z, mask)
+    want = reference.inducing_attention(x, inducing, w_k, w_v, w_o, heads, z, mask)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    (grad,) = torch.autograd.grad(got.square().sum(), x)
+    (want_grad,) = torch.autograd.grad(want.square().sum(), x)
+    torch.testing.assert_close(grad, want_grad, rtol=1e-9, atol=1e-11)

@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from apem_kernels import reference
-from apem_kernels.ops.inducing_attention import compile_specs, fused_inducing_attention, tile_config
+from apem_kernels.ops.inducing_attention import (
+    compile_specs,
+    fused_factored_attention,
+    fused_inducing_attention,
+    tile_config,
+)
 
 # Relative to the largest reference magnitude of each compared tensor. float32 on the GPU multiplies
 # through tf32x3 (three tf32 products, error ~1e-6 of fp32's scale), well inside 1e-4.
@@ -151,6 +156,39 @@ def test_multi_block_tiles_match_reference(kernel_device):
     cfg = tile_config(case.dim, case.dtype)
     assert cfg.block_k < case.inducing and cfg.block_n < case.keys and cfg.block_dc < cfg.block_d
     check_against_reference(case, kernel_device)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("gate", ["z", "u"])
+def test_factored_attention_matches_reference(gate, dtype, kernel_device):
+    """Factors that are no product of weights (any A, C) and a mask with an all-padded row."""
+    case = Case(3, 7, 5, 18, 3, gate=gate, mask="all", dtype=dtype)
+    gen = torch.Generator().manual_seed(4)
+    inputs = {
+        k: v
+        for k, v in make_inputs(case, kernel_device).items()
+        if k in ("x", "z", "u", "key_padding_mask")
+    }
+    for name, shape in (("a", (3, 5, 18)), ("c", (3, 18, 18))):
+        value = torch.randn(shape, generator=gen, dtype=torch.float64) / 18**0.5
+        inputs[name] = value.to(kernel_device, dtype).requires_grad_()
+    gamma = case.gamma if gate == "u" else None
+    out = fused_factored_attention(**inputs, gamma=gamma)
+    ref = {
+        k: v.detach().double().requires_grad_() if v.is_floating_point() else v
+        for k, v in inputs.items()
+    }
+    z = ref["z"] if gate == "z" else reference.smooth_step(ref["u"], case.gamma)
+    expected = reference.factored_inducing_attention(
+        ref["x"], ref["a"], ref["c"], z, ref["key_padding_mask"]
+    )
+    assert_close(out, expected, dtype, "output")
+    grad_out = torch.randn(expected.shape, generator=gen, dtype=torch.float64)
+    names = differentiable(inputs)
+    grads = torch.autograd.grad(out, [inputs[k] for k in names], grad_out.to(kernel_device, dtype))
+    ref_grads = torch.autograd.grad(expected, [ref[k] for k in names], grad_out.to(kernel_device))
+    for name, grad, ref_grad in zip(names, grads, ref_grads, strict=True):
+        assert_close(grad, ref_grad, dtype, f"grad of {name}")
 
 
 @pytest.mark.parametrize("norm", [True, False])

@@ -266,8 +266,10 @@ def _csv_chunks(path, expected, names, delimiter, block_bytes) -> Iterator[Chunk
     def locate(count: int) -> int:
         return _physical_line(path, delimiter, skip, count)
 
+    # gzip through Python's module, which (unlike pyarrow's) raises on a truncated stream
+    source = _open_binary(path) if path.lower().endswith(".gz") else path
     reader = pacsv.open_csv(
-        path,
+        source,
         read_options=pacsv.ReadOptions(
             column_names=header, skip_rows=skip, block_size=block_bytes, use_threads=True
         ),
@@ -281,12 +283,16 @@ def _csv_chunks(path, expected, names, delimiter, block_bytes) -> Iterator[Chunk
             quoted_strings_can_be_null=False,
         ),
     )
-    for batch in reader:
-        if invalid:
-            raise _invalid_row(path, header, invalid[0])
-        columns = {name: batch.column(i) for i, name in enumerate(header)}
-        yield Chunk(path, line, columns, locate)
-        line += batch.num_rows
+    try:
+        for batch in reader:
+            if invalid:
+                raise _invalid_row(path, header, invalid[0])
+            columns = {name: batch.column(i) for i, name in enumerate(header)}
+            yield Chunk(path, line, columns, locate)
+            line += batch.num_rows
+    finally:
+        if source is not path:
+            source.close()
     if invalid:
         raise _invalid_row(path, header, invalid[0])
 

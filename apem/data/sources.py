@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from apem.data import cache
 from apem.data.aliccp import load_aliccp
 from apem.data.census import load_census_funnel, load_census_pair
 from apem.data.schema import FunnelSplits
-from apem.data.synthetic import synthetic_splits
+from apem.data.synthetic import make_funnel, synthetic_splits
 from apem.data.table import load_table
 from apem.data.tianchi import OUTPUT_NAMES, convert_tianchi, raw_files
 
@@ -43,13 +44,14 @@ def load_source(
     - a CSV/Parquet path: ``load_table(path, labels, dense=dense, seed=seed, **options)``.
 
     Raises:
-        ValueError: an unknown source (the message lists the valid ones), or a table without
-            ``labels``.
+        ValueError: an unknown source (the message lists the valid ones), an option the source
+            does not take (the message lists those it takes), or a table without ``labels``.
     """
     kind, _, path = source.partition(":")
     if kind == "aliccp" and not isinstance(dense, str) and len(dense) == 1:
         dense = dense[0]  # the CLI's `--dense raw` arrives as a one-element list
     _refuse_unused(source, kind, labels=labels, dense=dense, seed=seed)
+    _refuse_unknown(source, kind, options)
     if source == "synthetic":
         return synthetic_splits(options.pop("n", 1_000_000), seed=seed, **options)
     if kind == "census" and path:
@@ -67,7 +69,8 @@ def load_source(
     if source.lower().endswith(TABLE_SUFFIXES):
         if not labels:
             raise ValueError(
-                f"{source}: a table source needs labels=[step columns in funnel order]"
+                f"{source}: a table source needs its label columns in funnel order (--labels "
+                "click,buy; labels=[...] in Python)"
             )
         return load_table(source, labels, dense=dense, seed=seed, cache_dir=cache_dir, **options)
     raise ValueError(f"unknown data source {source!r}; valid: {', '.join(SOURCES)}")
@@ -87,4 +90,42 @@ def _refuse_unused(source: str, kind: str, *, labels, dense, seed: int) -> None:
         raise ValueError(
             f"{source}: {', '.join(unused)} does not apply to this source (its steps, fields and "
             "split are fixed)"
+        )
+
+
+# The options each kind of source takes through ``**options`` (the others are named arguments).
+_TAKEN = {"labels", "dense", "seed", "cache_dir", "path"}
+
+
+def _parameters(*functions: Callable) -> set[str]:
+    names = set()
+    for function in functions:
+        for name, parameter in inspect.signature(function).parameters.items():
+            if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                names.add(name)
+    return names - _TAKEN
+
+
+def _accepted(source: str, kind: str) -> set[str] | None:
+    if source == "synthetic":
+        return _parameters(synthetic_splits, make_funnel)
+    if kind in ("census", "census-pair"):
+        return set()
+    if kind == "aliccp":
+        return _parameters(load_aliccp)
+    if kind == "tianchi":
+        return (_parameters(load_aliccp) - {"layout", "files"}) | {"valid_fraction"}
+    if source.lower().endswith(TABLE_SUFFIXES):
+        return _parameters(load_table)
+    return None  # an unknown source: reported as such
+
+
+def _refuse_unknown(source: str, kind: str, options: dict) -> None:
+    """ValueError for an option (``--data-option``) that the source does not take."""
+    accepted = _accepted(source, kind)
+    unknown = sorted(set(options) - accepted) if accepted is not None else []
+    if unknown:
+        valid = ", ".join(sorted(accepted)) or "none"
+        raise ValueError(
+            f"{source}: unknown option(s) {unknown} (--data-option); this source takes: {valid}"
         )

@@ -19,6 +19,17 @@ def table_columns(path: str) -> list[str]:
     return list(chunk.columns)
 
 
+def _check_names(labels, dense, features) -> None:
+    """ValueError for a column named twice, or both a label and a feature."""
+    for what, names in (("labels (--labels)", labels), ("dense (--dense)", dense)):
+        twice = sorted({n for n in names if list(names).count(n) > 1})
+        if twice:
+            raise ValueError(f"{what} name {twice} more than once")
+    both = [n for n in (*dense, *(features or ())) if n in labels]
+    if both:
+        raise ValueError(f"{both} cannot be both a label (--labels) and a feature")
+
+
 def load_table(
     path: str,
     labels: Sequence[str],
@@ -56,6 +67,7 @@ def load_table(
     path = os.fspath(path)
     header = table_columns(path)
     labels, dense = tuple(labels), tuple(dense)
+    _check_names(labels, dense, features)
     if features is None:
         features = tuple(c for c in header if c not in labels)
     for column in (*labels, *features):

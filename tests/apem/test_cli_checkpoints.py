@@ -1,13 +1,8 @@
 """Checkpoints through the `apem` command: self-contained, never silently on other data, never
 overwritten without being asked."""
 
-import contextlib
-import io
-
 import pandas as pd
 import pytest
-
-from apem.cli import main
 
 TRAINING = [
     "--model", "single_task", "--epochs", "1", "--batch-size", "64", "--lr", "0.01",
@@ -28,89 +23,80 @@ def table_text(rows: int, start: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(argv) -> tuple[int, str, str]:
-    """``main(argv)``: exit status (2 for a usage error), stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as stop:
-            code = stop.code
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture
-def table_run(tmp_path):
+def table_run(tmp_path, cli):
     """A single_task run on a 400-row CSV: (training CSV, checkpoint folder, cache folder)."""
     table = tmp_path / "train.csv"
     table.write_text(table_text(400))
     cache, out = tmp_path / "cache", tmp_path / "run"
     data = ["--data", str(table), "--labels", "click,buy", "--cache-dir", str(cache)]
-    code, _, err = run(["train", *TRAINING, *data, "--out", str(out)])
+    code, _, err = cli(["train", *TRAINING, *data, "--out", str(out)])
     assert code == 0, err
     return table, out, cache
 
 
-def test_eval_refuses_a_changed_training_file_and_says_what_differs(table_run):
+def test_eval_refuses_a_changed_training_file_and_says_what_differs(table_run, cli):
     table, out, _ = table_run
     with table.open("a") as handle:
         handle.write(table_text(30, start=400).split("\n", 1)[1])
-    code, _, err = run(["eval", str(out / "best.pt")])
+    code, _, err = cli(["eval", str(out / "best.pt")])
     assert code == 2 and "Traceback" not in err
     assert "the data differ from those checkpoint" in err
     assert "train rows 320 -> 344" in err and "size " in err and "--input FILE" in err
 
 
-def test_eval_input_scores_a_file_as_new_data_with_the_stored_vocabularies(table_run, tmp_path):
+def test_eval_input_scores_a_file_as_new_data_with_the_stored_vocabularies(
+    table_run, tmp_path, cli
+):
     table, out, _ = table_run
     new = tmp_path / "new.csv"
     new.write_text(table_text(30, start=400))
-    code, stdout, err = run(["eval", str(out / "best.pt"), "--input", str(new)])
+    code, stdout, err = cli(["eval", str(out / "best.pt"), "--input", str(new)])
     assert code == 0, err
     assert f"{new}: 30 rows of new data, encoded with the checkpoint's vocabularies" in stdout
     assert "out of vocabulary: 0.0 % of cells" in stdout  # "07", "NA", "None" are all known
 
 
-def test_predict_input_reads_typed_text_and_needs_no_training_data(table_run, tmp_path):
+def test_predict_input_reads_typed_text_and_needs_no_training_data(table_run, tmp_path, cli):
     table, out, cache = table_run
     scored = tmp_path / "scored.csv"
     command = ["predict", str(out / "best.pt"), "--input", str(table), "--output", str(scored)]
-    code, stdout, err = run(command)
+    code, stdout, err = cli(command)
     assert code == 0, err
     assert "out of vocabulary: 0.0 % of cells" in stdout
     before = pd.read_csv(scored)
     table.rename(table.with_name("moved.csv"))  # the checkpoint alone encodes the input
     for entry in cache.iterdir():
         entry.rename(entry.with_name(entry.name + ".old"))
-    code, _, err = run([*command[:3], str(table.with_name("moved.csv")), *command[4:]])
+    code, _, err = cli([*command[:3], str(table.with_name("moved.csv")), *command[4:]])
     assert code == 0, err
     pd.testing.assert_frame_equal(pd.read_csv(scored), before)
 
 
-def test_resume_refuses_other_data(tmp_path):
+def test_resume_refuses_other_data(tmp_path, cli):
     out = tmp_path / "run"
-    code, _, err = run(["train", *TRAINING, *SYNTHETIC, "--rows", "3000", "--out", str(out)])
+    code, _, err = cli(["train", *TRAINING, *SYNTHETIC, "--rows", "3000", "--out", str(out)])
     assert code == 0, err
     resumed = ["train", *TRAINING, *SYNTHETIC, "--rows", "5000", "--epochs", "2"]
-    code, _, err = run([*resumed, "--out", str(out), "--resume"])
+    code, _, err = cli([*resumed, "--out", str(out), "--resume"])
     assert code == 2 and "train rows 2,400 -> 4,000" in err
 
 
-def test_train_refuses_an_out_holding_a_checkpoint(tmp_path):
+def test_train_refuses_an_out_holding_a_checkpoint(tmp_path, cli):
     out = tmp_path / "run"
     first = ["train", *TRAINING, *SYNTHETIC, "--rows", "600", "--out", str(out)]
-    assert run(first)[0] == 0
+    assert cli(first)[0] == 0
     best = (out / "best.pt").read_bytes()
-    code, _, err = run(first)
+    code, _, err = cli(first)
     assert code == 2 and "--out already holds" in err and "--resume" in err
     assert "--overwrite" in err
     assert (out / "best.pt").read_bytes() == best
-    assert run([*first, "--overwrite", "--seed", "1"])[0] == 0
+    assert cli([*first, "--overwrite", "--seed", "1"])[0] == 0
     assert (out / "best.pt").read_bytes() != best
-    code, _, err = run(["train", *TRAINING, "--out", str(tmp_path / "empty"), "--resume"])
+    code, _, err = cli(["train", *TRAINING, "--out", str(tmp_path / "empty"), "--resume"])
     assert code == 2 and "there is no" in err and "last.pt to continue" in err
     compare = ["compare", "--models", "single_task", "--seeds", "0", *TRAINING[2:], *SYNTHETIC]
     compare += ["--rows", "600", "--out", str(tmp_path / "cmp")]
-    assert run(compare)[0] == 0
-    code, _, err = run(compare)
+    assert cli(compare)[0] == 0
+    code, _, err = cli(compare)
     assert code == 2 and "--out already holds" in err and "single_task-seed0" in err

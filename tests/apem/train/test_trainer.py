@@ -3,10 +3,12 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import apem.train.trainer as trainer_module
+from apem.data import DataError, FunnelSplits
 from apem.models import build_model
 from apem.train import (
     NonFiniteLossError,
@@ -70,7 +72,8 @@ def test_fit_learns_and_writes_checkpoints(tiny_splits, make_model, tmp_path):
 
 def test_early_stopping_without_improvement(tiny_splits, make_model):
     seed_everything(0)
-    result = fit(make_model(), tiny_splits, config(lr=0.0, epochs=5, patience=2))
+    with pytest.warns(UserWarning, match="no better than chance"):
+        result = fit(make_model(), tiny_splits, config(lr=0.0, epochs=5, patience=2))
     assert result.stopped_early
     assert len(result.history) == 3  # one improvement (from nothing), then two without
     assert result.best_epoch == 1
@@ -78,7 +81,8 @@ def test_early_stopping_without_improvement(tiny_splits, make_model):
 
 def test_max_steps_stops_mid_epoch(tiny_splits, make_model, tmp_path):
     seed_everything(0)
-    result = fit(make_model(), tiny_splits, config(tmp_path, max_steps=4))
+    with pytest.warns(UserWarning, match="no better than chance"):
+        result = fit(make_model(), tiny_splits, config(tmp_path, max_steps=4))
     assert result.steps == 4
     assert result.history[-1]["epoch"] == pytest.approx(0.4)
     assert load_checkpoint(tmp_path / "last.pt")["progress"]["batch"] == 4
@@ -215,3 +219,26 @@ def test_a_kill_between_the_checkpoint_writes_is_repaired_on_resume(
     best = load_checkpoint(tmp_path / "part" / "best.pt")
     assert best["progress"]["best_epoch"] == full.best_epoch
     assert_same_state(best["model"]["state"], parameters(full_model))
+
+
+def test_a_nan_stop_before_any_checkpoint_says_none_was_written(tiny_splits, make_model, tmp_path):
+    seed_everything(0)
+    model = make_model()
+    original = model.training_loss
+    model.training_loss = lambda batch: (original(batch)[0] * math.nan, {})
+    with pytest.raises(NonFiniteLossError, match=r"step 1 \(epoch 1, batch 1\); .*no checkpoint"):
+        fit(model, tiny_splits, config(tmp_path, epochs=1))
+    assert not list(tmp_path.iterdir())
+
+
+def test_single_class_steps_warn_and_an_empty_split_is_an_error(tiny_splits, make_model):
+    valid = dataclasses.replace(tiny_splits.valid, labels=tiny_splits.valid.labels * 0)
+    valid.labels[:, 0] = np.arange(len(valid)) % 2  # click has both classes, conversion not
+    splits = FunnelSplits(tiny_splits.train, valid, tiny_splits.test)
+    with pytest.warns(
+        UserWarning, match=r"valid split \(80 rows\) has a single class .*conversion"
+    ):
+        fit(make_model(), splits, config(epochs=1))
+    empty = dataclasses.replace(tiny_splits.test, ids=tiny_splits.test.ids[:0])
+    with pytest.raises(DataError, match="the test split has no rows"):
+        fit(make_model(), FunnelSplits(tiny_splits.train, tiny_splits.valid, empty), config())

@@ -14,7 +14,7 @@ def test_table_source(tmp_path, funnel_frame):
     funnel_frame.to_csv(path, index=False)
     splits = load_source(path, labels=["click", "buy"], dense=["x"], cache_dir=str(tmp_path))
     assert splits.schema.fields == ("a", "b", "x")
-    with pytest.raises(ValueError, match="needs labels"):
+    with pytest.raises(ValueError, match="needs its label columns"):
         load_source(path)
 
 

@@ -17,6 +17,7 @@ import torch
 
 from apem.data import DataError, FunnelSplits, load_source
 from apem.data.scoring import EncodedTable, encode_table
+from apem.export import FORMATS, export_model
 from apem.models import MODEL_NAMES, build_model
 from apem.train import (
     CheckpointError,
@@ -272,9 +273,27 @@ def build_parser() -> argparse.ArgumentParser:
     predict_.add_argument("--input", help="a CSV/Parquet table to score (default: --split)")
     predict_.add_argument("--split", choices=SPLITS, default="test")
     predict_.add_argument("--batch-size", type=_positive_int, default=8192)
+    predict_.add_argument(
+        "--keep",
+        type=_comma_list,
+        action="extend",
+        default=[],
+        metavar="COL",
+        help="copy these --input columns (e.g. keys) into the output, before the p_ columns",
+    )
     _add_device_argument(predict_)
     _add_data_arguments(predict_, None)
     predict_.set_defaults(run=_run_predict, subparser=predict_)
+
+    export_ = commands.add_parser(
+        "export", help="write a checkpoint as a self-contained serving graph (.pt2 or .onnx)"
+    )
+    export_.add_argument("checkpoint")
+    export_.add_argument("--output", required=True, help="the artifact's path")
+    export_.add_argument(
+        "--format", choices=FORMATS, help="pt2 (torch.export) or onnx (default: the suffix)"
+    )
+    export_.set_defaults(run=_run_export, subparser=export_, num_threads=None)
 
     compare_ = commands.add_parser("compare", help="several models x seeds on one dataset")
     compare_.add_argument(
@@ -473,8 +492,9 @@ def _checkpoint_and_data(args: argparse.Namespace):
     return model, getattr(splits, args.split), _describe(spec, splits)
 
 
-def _checkpoint_and_input(args: argparse.Namespace, labels: bool | None):
-    """The checkpoint's model and the table ``--input`` encoded with its vocabularies."""
+def _checkpoint_and_input(args: argparse.Namespace, labels: bool | None, keep: Sequence[str] = ()):
+    """The checkpoint's model and the table ``--input`` encoded with its vocabularies (and the
+    columns ``keep`` as they are)."""
     if args.data or args.rows or args.fields or args.steps or args.labels or args.data_options:
         raise UsageError(
             "--input is read with the checkpoint's vocabularies; --data and its "
@@ -488,7 +508,7 @@ def _checkpoint_and_input(args: argparse.Namespace, labels: bool | None):
             "to encode a table with"
         )
     model = model_from_checkpoint(checkpoint, args.checkpoint)
-    table = encode_table(args.input, vocab, model.schema, labels=labels)
+    table = encode_table(args.input, vocab, model.schema, labels=labels, keep=keep)
     return model, table
 
 
@@ -534,20 +554,50 @@ def _device(args: argparse.Namespace) -> str:
 def _run_predict(args: argparse.Namespace) -> int:
     if not args.output.lower().endswith(OUTPUT_SUFFIXES):
         raise UsageError(f"--output must end in .csv or .parquet, got {args.output}")
+    keep = list(dict.fromkeys(args.keep))
+    kept = {}
     if args.input:
-        model, table = _checkpoint_and_input(args, labels=False)
+        model, table = _checkpoint_and_input(args, labels=False, keep=keep)
         data = table.data
+        kept = {name: column.to_pandas() for name, column in table.kept.items()}
         print(_describe_input(args.input, table))
+    elif keep:
+        raise UsageError("--keep copies columns of --input; give --input FILE")
     else:
         model, data, _ = _checkpoint_and_data(args)
+    names = [f"p_{step}" for step in data.schema.steps]
+    clash = [name for name in kept if name in names]
+    if clash:
+        raise UsageError(f"--keep {clash[0]}: the output already has a column of that name")
     probs = predict(model, data, batch_size=args.batch_size, device=_device(args))
-    frame = pd.DataFrame({f"p_{step}": probs[:, i] for i, step in enumerate(data.schema.steps)})
+    frame = pd.DataFrame({**kept, **{name: probs[:, i] for i, name in enumerate(names)}})
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if args.output.lower().endswith(".parquet"):
         frame.to_parquet(args.output, index=False)
     else:
         frame.to_csv(args.output, index=False)
     print(f"wrote {len(frame):,} rows ({', '.join(frame.columns)}) to {args.output}")
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    fmt = args.format or Path(args.output).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise UsageError(f"--format is needed: {args.output} ends in neither .pt2 nor .onnx")
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(checkpoint, args.checkpoint)
+    try:
+        manifest = export_model(model, args.output, fmt, checkpoint_vocabulary(checkpoint))
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    inputs = ", ".join(
+        f"{i['name']} (batch, {i['shape'][1]}) {i['dtype']}" for i in manifest["inputs"]
+    )
+    size = Path(args.output).stat().st_size
+    print(
+        f"wrote {model.name} as {fmt} to {args.output} ({size:,} bytes): {inputs} -> "
+        f"probabilities (batch, {model.num_steps}) {', '.join(manifest['output']['columns'])}"
+    )
     return 0
 
 

@@ -94,14 +94,17 @@ def _mm(a, b):
 
 
 @triton.jit
-def _gate(z_ptr, b, offs_k, k_mask, stride_zb, stride_zk, gamma, has_z, z_from_u, ACC):
+def _gate(
+    z_ptr, b, offs_k, k_mask, stride_zb, stride_zk, gamma,
+    HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, ACC: tl.constexpr,
+):  # fmt: skip
     """Row scales z (BLOCK_K,) and dz/du (ones unless z = f_D(u; gamma) is computed here)."""
     ones = tl.full(offs_k.shape, 1.0, ACC)
     z = ones
     dzdu = ones
-    if has_z:
+    if HAS_Z:
         z = tl.load(z_ptr + b * stride_zb + offs_k * stride_zk, mask=k_mask, other=0.0).to(ACC)
-        if z_from_u:
+        if Z_FROM_U:
             half, cubic, linear = smooth_step_coefficients(gamma, ACC)
             dzdu = smooth_step_slope(z, half, cubic, linear)
             z = smooth_step_value(z, half, cubic, linear)
@@ -120,7 +123,7 @@ def _load_tile(ptr, offs_r, offs_c, n_rows, n_cols, stride_r, stride_c):
 @triton.jit
 def _score_tile(
     a_blk, z, x_base, mask_base, n0, N, D, stride_xn, stride_xd, stride_mn,
-    has_mask, BLOCK_N, BLOCK_D,
+    HAS_MASK, BLOCK_N, BLOCK_D,
 ):  # fmt: skip
     """For keys n0..n0+BLOCK_N: x tile (BLOCK_N, BLOCK_D), R = A xᵀ and z ⊙ R (BLOCK_K, BLOCK_N),
     and which keys count (BLOCK_N,)."""
@@ -128,7 +131,7 @@ def _score_tile(
     x = _load_tile(x_base, offs_n, tl.arange(0, BLOCK_D), N, D, stride_xn, stride_xd)
     r = _mm(a_blk, tl.trans(x)).to(z.dtype)
     valid = offs_n < N
-    if has_mask:
+    if HAS_MASK:
         padded = tl.load(mask_base + offs_n * stride_mn, mask=valid, other=1)
         valid = valid & (padded == 0)
     return x, r, z[:, None] * r, valid
@@ -137,7 +140,7 @@ def _score_tile(
 @triton.jit
 def _row_logsumexp(
     a_blk, z, x_base, mask_base, N, D, stride_xn, stride_xd, stride_mn,
-    has_mask, BLOCK_N, BLOCK_D,
+    HAS_MASK, BLOCK_N, BLOCK_D,
 ):  # fmt: skip
     """Logsumexp over the unmasked keys of each row of z ⊙ R (BLOCK_K,); +inf for a row with none,
     so that exp(s - lse) is 0 there."""
@@ -146,7 +149,7 @@ def _row_logsumexp(
     for n0 in range(0, N, BLOCK_N):
         _, _, s, valid = _score_tile(
             a_blk, z, x_base, mask_base, n0, N, D, stride_xn, stride_xd, stride_mn,
-            has_mask, BLOCK_N, BLOCK_D,
+            HAS_MASK, BLOCK_N, BLOCK_D,
         )  # fmt: skip
         s = tl.where(valid[None, :], s, float("-inf"))
         m_new = tl.maximum(m, tl.max(s, axis=1))
@@ -165,7 +168,7 @@ def _probs(s, valid, lse):
 @triton.jit
 def _attend_chunk(
     a_blk, z, lse, c0, x_base, mask_base, N, D, stride_xn, stride_xd, stride_mn,
-    has_mask, BLOCK_N, BLOCK_D, BLOCK_DC,
+    HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
 ):  # fmt: skip
     """Columns c0..c0+BLOCK_DC of T = P x: (BLOCK_K, BLOCK_DC) in the accumulator dtype."""
     t = tl.zeros((z.shape[0], BLOCK_DC), z.dtype)
@@ -173,7 +176,7 @@ def _attend_chunk(
     for n0 in range(0, N, BLOCK_N):
         x, _, s, valid = _score_tile(
             a_blk, z, x_base, mask_base, n0, N, D, stride_xn, stride_xd, stride_mn,
-            has_mask, BLOCK_N, BLOCK_D,
+            HAS_MASK, BLOCK_N, BLOCK_D,
         )  # fmt: skip
         p = _probs(s, valid, lse)
         xc = _load_tile(x_base, n0 + tl.arange(0, BLOCK_N), offs_c, N, D, stride_xn, stride_xd)
@@ -185,7 +188,7 @@ def _attend_chunk(
 def _block_output(
     x_base, mask_base, a_ptr, c_ptr, lse_base, z, offs_k, N, K, D, M,
     stride_xn, stride_xd, stride_mn,
-    STORE_LSE, has_mask, BLOCK_N, BLOCK_D, BLOCK_DC,
+    STORE_LSE, HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
 ):  # fmt: skip
     """O rows offs_k of one sample (BLOCK_K, BLOCK_D): Σ_j T_j C_j. Stores each head's row
     logsumexp at lse_base (M, K) when STORE_LSE, else reads it from there."""
@@ -198,7 +201,7 @@ def _block_output(
         if STORE_LSE:
             lse = _row_logsumexp(
                 a_blk, z, x_base, mask_base, N, D, stride_xn, stride_xd, stride_mn,
-                has_mask, BLOCK_N, BLOCK_D,
+                HAS_MASK, BLOCK_N, BLOCK_D,
             )  # fmt: skip
             tl.store(lse_base + j * K + offs_k, lse, mask=k_mask)
         else:
@@ -206,7 +209,7 @@ def _block_output(
         for c0 in range(0, D, BLOCK_DC):
             t = _attend_chunk(
                 a_blk, z, lse, c0, x_base, mask_base, N, D, stride_xn, stride_xd, stride_mn,
-                has_mask, BLOCK_N, BLOCK_D, BLOCK_DC,
+                HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
             )  # fmt: skip
             offs_c = c0 + tl.arange(0, BLOCK_DC)
             c_chunk = _load_tile(c_ptr + j * D * D, offs_c, offs_d, D, D, D, 1)
@@ -245,7 +248,7 @@ def _forward_kernel(
     B, N, K, D, M,
     stride_xb, stride_xn, stride_xd, stride_zb, stride_zk, stride_mb, stride_mn,
     gamma: tl.float64, eps,
-    has_z, z_from_u, has_mask, has_norm,
+    HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
     ACC: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_DC: tl.constexpr,
 ):  # fmt: skip
@@ -260,14 +263,14 @@ def _forward_kernel(
             offs_k = k0 + tl.arange(0, BLOCK_K)
             k_mask = offs_k < K
             z, _ = _gate(
-                z_ptr, b64, offs_k, k_mask, stride_zb, stride_zk, gamma, has_z, z_from_u, ACC
+                z_ptr, b64, offs_k, k_mask, stride_zb, stride_zk, gamma, HAS_Z, Z_FROM_U, ACC
             )
             out = _block_output(
                 x_base, mask_base, a_ptr, c_ptr, lse_ptr + b64 * M * K, z, offs_k, N, K, D, M,
                 stride_xn, stride_xd, stride_mn,
-                True, has_mask, BLOCK_N, BLOCK_D, BLOCK_DC,
+                True, HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
             )  # fmt: skip
-            if has_norm:
+            if HAS_NORM:
                 inducing = _load_tile(inducing_ptr, offs_k, offs_d, K, D, D, 1).to(ACC)
                 xhat, _ = _normalized(inducing * z[:, None] + out, col_mask, D, eps)
                 weight = tl.load(norm_w_ptr + offs_d, mask=col_mask, other=0.0).to(ACC)
@@ -285,12 +288,12 @@ def _backward_kernel(
     stride_xb, stride_xn, stride_xd, stride_zb, stride_zk, stride_mb, stride_mn,
     stride_dyb, stride_dyk, stride_dyd,
     gamma: tl.float64, eps,
-    has_z, z_from_u, has_mask, has_norm,
+    HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
     ACC: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_DC: tl.constexpr,
 ):  # fmt: skip
     """Gradients from dy (B, K, D). Per sample: dx (B, N, D) accumulator dtype, dz (B, K)
-    (d/du when z_from_u). Per program g, summed by the caller: da (G, M, K, D), dc (G, M, D, D),
+    (d/du when Z_FROM_U). Per program g, summed by the caller: da (G, M, K, D), dc (G, M, D, D),
     dres (G, K, D) = d(I) through the residual, dnorm (G, 2, D) = LayerNorm weight, bias."""
     pid = tl.program_id(0)
     offs_d = tl.arange(0, BLOCK_D)
@@ -312,16 +315,16 @@ def _backward_kernel(
             offs_k = k0 + tl.arange(0, BLOCK_K)
             k_mask = offs_k < K
             z, dzdu = _gate(
-                z_ptr, b64, offs_k, k_mask, stride_zb, stride_zk, gamma, has_z, z_from_u, ACC
+                z_ptr, b64, offs_k, k_mask, stride_zb, stride_zk, gamma, HAS_Z, Z_FROM_U, ACC
             )
             dy = _load_tile(dy_ptr + b64 * stride_dyb, offs_k, offs_d, K, D, stride_dyk, stride_dyd)
             dy = dy.to(ACC)
             dz = tl.zeros((BLOCK_K,), ACC)
-            if has_norm:
+            if HAS_NORM:
                 out = _block_output(
                     x_base, mask_base, a_ptr, c_ptr, lse_base, z, offs_k, N, K, D, M,
                     stride_xn, stride_xd, stride_mn,
-                    False, has_mask, BLOCK_N, BLOCK_D, BLOCK_DC,
+                    False, HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
                 )  # fmt: skip
                 inducing = _load_tile(inducing_ptr, offs_k, offs_d, K, D, D, 1).to(ACC)
                 xhat, rstd = _normalized(inducing * z[:, None] + out, col_mask, D, eps)
@@ -350,7 +353,7 @@ def _backward_kernel(
                     offs_c = c0 + tl.arange(0, BLOCK_DC)
                     t = _attend_chunk(
                         a_blk, z, lse, c0, x_base, mask_base, N, D, stride_xn, stride_xd,
-                        stride_mn, has_mask, BLOCK_N, BLOCK_D, BLOCK_DC,
+                        stride_mn, HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
                     )  # fmt: skip
                     c_chunk = _load_tile(c_head, offs_c, offs_d, D, D, D, 1).to(dtype)
                     dt = _mm(do_in, tl.trans(c_chunk)).to(ACC)
@@ -365,7 +368,7 @@ def _backward_kernel(
                     offs_n = n0 + tl.arange(0, BLOCK_N)
                     x, r, s, valid = _score_tile(
                         a_blk, z, x_base, mask_base, n0, N, D, stride_xn, stride_xd, stride_mn,
-                        has_mask, BLOCK_N, BLOCK_D,
+                        HAS_MASK, BLOCK_N, BLOCK_D,
                     )  # fmt: skip
                     p = _probs(s, valid, lse)
                     p_in = p.to(dtype)
@@ -387,9 +390,9 @@ def _backward_kernel(
                     dx_values = _mm(tl.trans(dr), a_blk).to(ACC)
                     _accumulate(dx_base, offs_n, offs_d, N, D, D, dx_values, False)
                 _accumulate(da_slot + j * K * D, offs_k, offs_d, K, D, D, da, first_sample)
-            if has_z:
+            if HAS_Z:
                 tl.store(dz_ptr + b64 * K + offs_k, dz * dzdu, mask=k_mask)
-    if has_norm:
+    if HAS_NORM:
         tl.store(dnorm_ptr + g64 * 2 * D + offs_d, dnorm_weight, mask=col_mask)
         tl.store(dnorm_ptr + g64 * 2 * D + D + offs_d, dnorm_bias, mask=col_mask)
 
@@ -440,10 +443,10 @@ def _placeholder(device: torch.device, dtype: torch.dtype) -> Tensor:
 
 def _flags(gate: Tensor | None, gate_is_u: bool, mask: Tensor | None, norm: bool) -> dict:
     return {
-        "has_z": gate is not None,
-        "z_from_u": gate is not None and gate_is_u,
-        "has_mask": mask is not None,
-        "has_norm": norm,
+        "HAS_Z": gate is not None,
+        "Z_FROM_U": gate is not None and gate_is_u,
+        "HAS_MASK": mask is not None,
+        "HAS_NORM": norm,
     }
 
 
@@ -636,7 +639,6 @@ _ACCUMULATOR_POINTERS = {
     "dres_ptr",
     "dnorm_ptr",
 }
-_FLAGS = {"has_z", "z_from_u", "has_mask", "has_norm"}
 
 
 def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:
@@ -650,8 +652,6 @@ def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:
         elif name.endswith("_ptr"):
             held = _accumulator_dtype(dtype) if name in _ACCUMULATOR_POINTERS else dtype
             types[name] = f"*{TRITON_DTYPES[held]}"
-        elif name in _FLAGS:
-            types[name] = "u1"
         elif name == "gamma":
             types[name] = "fp64"
         elif name == "eps":
@@ -661,21 +661,50 @@ def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:
     return types
 
 
-def compile_specs() -> list[KernelSpec]:
-    """Every (kernel, dtype, tiles) configuration the launchers can choose, for AOT compiles."""
-    specs = []
-    for dtype in _DTYPES:
-        for width in _WIDTH_BUCKETS:
-            cfg = tile_config(width, dtype)
-            for kernel in (_forward_kernel, _backward_kernel):
-                specs.append(
-                    KernelSpec(
-                        name=f"{kernel.__name__}[{TRITON_DTYPES[dtype]},d={width}]",
-                        kernel=kernel,
-                        signature=_signature(kernel, dtype),
-                        constexprs={"ACC": TRITON_ACC[_accumulator_dtype(dtype)], **_tiles(cfg)},
-                        num_warps=cfg.num_warps,
-                        tags={"dtype": dtype, "block_d": width},
-                    )
+# Flag sets compiled at every dtype and width (all on: the largest variant); the others are
+# compiled at one (fp32, d <= 32) configuration, since flags change no tile shape.
+_ALL_FLAGS = {"HAS_Z": True, "Z_FROM_U": True, "HAS_MASK": True, "HAS_NORM": True}
+
+
+def _flag_sets() -> list[dict]:
+    """Every flag combination the launcher can pass (z absent, given, or computed from u)."""
+    sets = []
+    for gate in ("none", "z", "u"):
+        for mask in (False, True):
+            for norm in (False, True):
+                sets.append(
+                    {
+                        "HAS_Z": gate != "none",
+                        "Z_FROM_U": gate == "u",
+                        "HAS_MASK": mask,
+                        "HAS_NORM": norm,
+                    }
                 )
+    return sets
+
+
+def compile_specs() -> list[KernelSpec]:
+    """Every (kernel, dtype, tiles) configuration the launchers can choose, for AOT compiles:
+    all flags on at every dtype and width, every flag set at fp32 with d <= 32."""
+    configs = [(dtype, width, _ALL_FLAGS) for dtype in _DTYPES for width in _WIDTH_BUCKETS]
+    configs += [(torch.float32, 32, f) for f in _flag_sets() if f != _ALL_FLAGS]
+    specs = []
+    for dtype, width, flags in configs:
+        cfg = tile_config(width, dtype)
+        flag_name = "".join(k[0] if v else "-" for k, v in zip("zumn", flags.values(), strict=True))
+        for kernel in (_forward_kernel, _backward_kernel):
+            specs.append(
+                KernelSpec(
+                    name=f"{kernel.__name__}[{TRITON_DTYPES[dtype]},d={width},{flag_name}]",
+                    kernel=kernel,
+                    signature=_signature(kernel, dtype),
+                    constexprs={
+                        "ACC": TRITON_ACC[_accumulator_dtype(dtype)],
+                        **flags,
+                        **_tiles(cfg),
+                    },
+                    num_warps=cfg.num_warps,
+                    tags={"dtype": dtype, "block_d": width, **flags},
+                )
+            )
     return specs

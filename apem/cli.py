@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,13 @@ from apem.train import (
     resolve_device,
     seed_everything,
 )
-from apem.train.checkpoint import check_data, checkpoint_vocabulary
+from apem.train.checkpoint import (
+    BEST,
+    LAST,
+    check_data,
+    checkpoint_vocabulary,
+    warn_if_stale_best,
+)
 from apem.train.compare import run_directory
 from apem.train.report import comparison_table, metrics_table, write_json
 
@@ -49,7 +56,6 @@ QUICK_SYNTHETIC = {
 }
 QUICK_TRAINING = {"epochs": 3, "lr": 4e-3, "batch_size": 512}
 SPLITS = ("train", "valid", "test")
-CHECKPOINTS = ("last.pt", "best.pt")
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
 
@@ -417,7 +423,7 @@ def _describe(spec: dict[str, Any], splits: FunnelSplits) -> str:
 
 
 def _held_checkpoints(directories: Sequence[Path]) -> list[Path]:
-    return [d / name for d in directories for name in CHECKPOINTS if (d / name).exists()]
+    return [d / name for d in directories for name in (LAST, BEST) if (d / name).exists()]
 
 
 def _check_out(directories: Sequence[Path], resume: bool, overwrite: bool) -> list[Path]:
@@ -427,7 +433,7 @@ def _check_out(directories: Sequence[Path], resume: bool, overwrite: bool) -> li
     if resume and overwrite:
         raise UsageError("--resume continues the checkpoint that --overwrite would replace")
     if resume:
-        missing = [d / "last.pt" for d in directories if not (d / "last.pt").exists()]
+        missing = [d / LAST for d in directories if not (d / LAST).exists()]
         if missing:
             raise UsageError(f"--resume: there is no {missing[0]} to continue")
         return []
@@ -448,7 +454,7 @@ def _run_train(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     model = _build(args.model, splits, _hparams(args, args.model))
     config = _train_config(args, spec, args.seed, out)
-    resume_from = Path(out) / "last.pt" if args.resume else None
+    resume_from = Path(out) / LAST if args.resume else None
     for path in replaced:
         path.unlink()
     print(_describe(spec, splits))
@@ -485,6 +491,7 @@ def _checkpoint_and_data(args: argparse.Namespace):
     """The checkpoint's model and the split ``--split`` of its data, checked to be the data it
     was trained on."""
     checkpoint = load_checkpoint(args.checkpoint)
+    warn_if_stale_best(checkpoint, args.checkpoint)
     spec = _data_spec(args, checkpoint.get("metadata", {}).get("data"))
     splits = _load(spec)
     check_data(checkpoint, splits, args.checkpoint)
@@ -501,6 +508,7 @@ def _checkpoint_and_input(args: argparse.Namespace, labels: bool | None, keep: S
             "options do not apply"
         )
     checkpoint = load_checkpoint(args.checkpoint)
+    warn_if_stale_best(checkpoint, args.checkpoint)
     vocab = checkpoint_vocabulary(checkpoint)
     if vocab is None:
         raise UsageError(
@@ -631,6 +639,10 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"apem: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `apem` command; returns the exit status (2 for bad input, 1 for a failed run)."""
     args = build_parser().parse_args(argv)
@@ -643,7 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.handlers[:] = [handler]
         logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.run(args)
     except UsageError as error:
         args.subparser.error(str(error))
     except (DataError, CheckpointError) as error:

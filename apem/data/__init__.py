@@ -10,6 +10,7 @@ from apem.data.bucketing import log_round
 from apem.data.census import load_census_funnel, load_census_pair
 from apem.data.errors import DataError
 from apem.data.schema import FunnelData, FunnelSplits, Schema
+from apem.data.scoring import EncodedTable, encode_table
 from apem.data.sources import load_source
 from apem.data.synthetic import make_funnel, synthetic_splits
 from apem.data.table import load_table
@@ -20,11 +21,13 @@ __all__ = [
     "Batch",
     "BatchLoader",
     "DataError",
+    "EncodedTable",
     "FunnelData",
     "FunnelSplits",
     "Schema",
     "Vocabulary",
     "convert_tianchi",
+    "encode_table",
     "load_aliccp",
     "load_census_funnel",
     "load_census_pair",

@@ -44,7 +44,8 @@ def find_files(directory: str) -> list[str]:
         if len(matches) != 1:
             raise DataError(
                 f"expected one *{word}*.csv file, found {[os.path.basename(m) for m in matches]} "
-                "(pass files=(train, valid, test) to choose)",
+                "(choose with files=(train, valid, test), on the command line "
+                '--data-option files=["TRAIN","VALID","TEST"])',
                 file=directory,
             )
         found.append(matches[0])

@@ -2,7 +2,9 @@
 
 from apem.train.checkpoint import (
     CheckpointError,
+    check_data,
     check_schema,
+    checkpoint_vocabulary,
     load_checkpoint,
     model_from_checkpoint,
 )
@@ -26,7 +28,9 @@ __all__ = [
     "ModelSummary",
     "NonFiniteLossError",
     "TrainConfig",
+    "check_data",
     "check_schema",
+    "checkpoint_vocabulary",
     "compare",
     "evaluate",
     "fit",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from apem.data.vocabulary import Vocabulary
 from apem.models import build_model
 
 FORMAT = "apem-checkpoint-2"
+LAST = "last.pt"
+BEST = "best.pt"
 TEMPORARY = ".{name}.{pid}.tmp"
 
 
@@ -250,6 +253,26 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     _verify(checkpoint, path)
     return checkpoint
+
+
+def warn_if_stale_best(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Warn when ``path`` is a ``best.pt`` older than the best its ``last.pt`` records: a run
+    killed between the two writes (``--resume`` rewrites ``best.pt``)."""
+    path = Path(path)
+    last = path.with_name(LAST)
+    if path.name != BEST or not last.exists():
+        return
+    try:
+        recorded = load_checkpoint(last)["progress"]["best_step"]
+    except CheckpointError:
+        return
+    if recorded > checkpoint["progress"]["step"]:
+        warnings.warn(
+            f"{path} is from step {checkpoint['progress']['step']}, but {last} records a better "
+            f"model at step {recorded} (the run stopped between the two writes): resume the run "
+            f"to rewrite {BEST}, or score {last}",
+            stacklevel=2,
+        )
 
 
 def _schema_difference(saved: Schema, current: Schema) -> str | None:

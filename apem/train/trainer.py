@@ -22,7 +22,9 @@ from apem.data.batching import BatchLoader
 from apem.data.checks import check_trainable
 from apem.data.schema import FunnelData, FunnelSplits
 from apem.train.checkpoint import (
+    BEST,
     FORMAT,
+    LAST,
     CheckpointError,
     capture_rng,
     check_data,
@@ -41,8 +43,6 @@ from apem.train.step import training_step
 
 log = logging.getLogger("apem.train")
 
-LAST = "last.pt"
-BEST = "best.pt"
 # Settings that shape the training trajectory: a resumed run must keep them.
 TRAJECTORY_FIELDS = ("lr", "batch_size", "seed", "amp")
 CHANCE_AUC = 0.5

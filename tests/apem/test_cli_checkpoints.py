@@ -1,8 +1,12 @@
 """Checkpoints through the `apem` command: self-contained, never silently on other data, never
 overwritten without being asked."""
 
+import os
+
 import pandas as pd
 import pytest
+
+from apem.train.checkpoint import load_checkpoint, save_checkpoint
 
 TRAINING = [
     "--model", "single_task", "--epochs", "1", "--batch-size", "64", "--lr", "0.01",
@@ -43,6 +47,14 @@ def test_eval_refuses_a_changed_training_file_and_says_what_differs(table_run, c
     assert code == 2 and "Traceback" not in err
     assert "the data differ from those checkpoint" in err
     assert "train rows 320 -> 344" in err and "size " in err and "--input FILE" in err
+
+
+def test_a_touched_training_file_is_still_the_same_data(table_run, cli):
+    table, out, _ = table_run
+    os.utime(table, ns=(0, 10**18))
+    code, stdout, err = cli(["eval", str(out / "best.pt")])
+    assert code == 0, err
+    assert "single_task on the test split (40 rows)" in stdout
 
 
 def test_eval_input_scores_a_file_as_new_data_with_the_stored_vocabularies(
@@ -100,3 +112,13 @@ def test_train_refuses_an_out_holding_a_checkpoint(tmp_path, cli):
     assert cli(compare)[0] == 0
     code, _, err = cli(compare)
     assert code == 2 and "--out already holds" in err and "single_task-seed0" in err
+
+
+def test_eval_warns_about_a_best_pt_that_a_kill_left_behind(table_run, cli):
+    _, out, _ = table_run
+    last = load_checkpoint(out / "last.pt")
+    last["progress"]["best_step"] = last["progress"]["step"] + 5  # as if killed before best.pt
+    save_checkpoint(out / "last.pt", last)
+    code, _, err = cli(["eval", str(out / "best.pt")])
+    assert code == 0, err
+    assert "apem: warning:" in err and "resume the run to rewrite best.pt" in err

@@ -201,6 +201,17 @@ def test_extensions_are_case_insensitive_and_header_quotes_are_csv(tmp_path, fun
     assert splits.schema.fields == ("a,b", "x")
 
 
+def test_parquet_timestamps_and_booleans_are_categorical_fields(tmp_path):
+    path = tmp_path / "typed.parquet"
+    stamps = pa.array([i % 3 for i in range(40)], pa.timestamp("s"))
+    flags = pa.array([i % 2 == 0 for i in range(40)])
+    pq.write_table(
+        pa.table({"click": [1, 0] * 20, "buy": [0, 0] * 20, "a": stamps, "b": flags}), path
+    )
+    splits = load_table(str(path), ["click", "buy"], cache_dir=str(tmp_path / "c"))
+    assert splits.schema.fields == ("a", "b") and splits.schema.vocab_sizes == (4, 3)
+
+
 def test_a_bom_is_not_part_of_the_first_name(tmp_path):
     path = tmp_path / "bom.csv"
     path.write_bytes(("\ufeff" + HEADER + GOOD * 4).encode())

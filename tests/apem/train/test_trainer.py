@@ -211,9 +211,12 @@ def test_a_kill_between_the_checkpoint_writes_is_repaired_on_resume(
     with pytest.raises(KeyboardInterrupt):
         run(make_model, tiny_splits, part)
     monkeypatch.undo()
+    stale = tmp_path / "part" / ".best.pt.999999999.tmp"  # left by a killed writer
+    stale.write_bytes(b"partial")
     resumed_model, resumed = run(
         make_model, tiny_splits, part, resume_from=tmp_path / "part" / "last.pt"
     )
+    assert not stale.exists()
     assert resumed.best_epoch == full.best_epoch and resumed.test == full.test
     assert_same_state(parameters(full_model), parameters(resumed_model))
     best = load_checkpoint(tmp_path / "part" / "best.pt")

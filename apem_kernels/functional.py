@@ -124,16 +124,19 @@ def _check_attention_args(
     if x.dim() != 3:
         raise ValueError(f"x must have shape (B, N, d), got {tuple(x.shape)}")
     dim = x.shape[2]
+    inducing = _float_tensor("inducing", inducing)
+    if inducing.dim() != 2:
+        raise ValueError(f"inducing must have shape (K, d), got {tuple(inducing.shape)}")
+    if inducing.shape[1] != dim:
+        raise ValueError(
+            f"x (B, N, d) and inducing (K, d) must share d: x has shape {tuple(x.shape)}, "
+            f"inducing {tuple(inducing.shape)}"
+        )
     if isinstance(num_heads, bool) or not isinstance(num_heads, Integral):
         raise TypeError(f"num_heads must be an int, got {type(num_heads).__name__}")
     if num_heads < 1 or dim % num_heads != 0:
         raise ValueError(
             f"num_heads must be >= 1 and divide d = {dim} (x.shape[-1]), got {num_heads}"
-        )
-    inducing = _float_tensor("inducing", inducing)
-    if inducing.dim() != 2 or inducing.shape[1] != dim:
-        raise ValueError(
-            f"inducing must have shape (K, d) with d = {dim}, got {tuple(inducing.shape)}"
         )
     floats = {"inducing": inducing}
     for name, weight in weights.items():
@@ -203,6 +206,13 @@ def _attention_backend(backend: Backend | str, x: Tensor, dim: int) -> Backend:
     return choice
 
 
+def _zero_padded(x: Tensor, key_padding_mask: Tensor | None) -> Tensor:
+    """x with its padded keys set to 0 (a copy), so that NaN/inf there never reaches a row."""
+    if key_padding_mask is None:
+        return x
+    return x.masked_fill(key_padding_mask[..., None], 0)
+
+
 def _attention(
     x: Tensor,
     inducing: Tensor,
@@ -226,6 +236,7 @@ def _attention(
         x, inducing, weights, num_heads, z, u, gamma, key_padding_mask, norm
     )
     num_heads = int(num_heads)
+    x = _zero_padded(x, key_padding_mask)
     if _attention_backend(backend, x, x.shape[-1]) is Backend.TORCH:
         if u is not None:
             z = reference.smooth_step(u, gamma)
@@ -284,6 +295,7 @@ def inducing_attention(
             or a one-element float tensor. The torch backend uses a tensor as it is; the
             triton backend reads it to the host (one device sync).
         key_padding_mask: (B, N) bool, True marks a padded key; all-padded rows give zeros.
+            Padded keys are zeroed first (a copy of x), so a NaN/inf there changes nothing.
         w_q: optional (d, d) query projection, no bias: the queries become
             ``F.linear(I ⊙ z, w_q)``.
         backend: ``"auto"``, ``"triton"`` or ``"torch"``.
@@ -340,9 +352,12 @@ def _check_factored_args(
         raise ValueError(f"x must have shape (B, N, d_in), got {tuple(x.shape)}")
     dim_in = x.shape[2]
     a = _float_tensor("a", a)
-    if a.dim() != 3 or a.shape[2] != dim_in:
+    if a.dim() != 3:
+        raise ValueError(f"a must have shape (M, K, d_in), got {tuple(a.shape)}")
+    if a.shape[2] != dim_in:
         raise ValueError(
-            f"a must have shape (M, K, d_in) with d_in = {dim_in}, got {tuple(a.shape)}"
+            f"x (B, N, d_in) and a (M, K, d_in) must share d_in: x has shape {tuple(x.shape)}, "
+            f"a {tuple(a.shape)}"
         )
     c = _float_tensor("c", c)
     if c.dim() != 3 or c.shape[:2] != (a.shape[0], dim_in):
@@ -381,6 +396,7 @@ def inducing_attention_factored(
         (B, K, d_out) in x's dtype.
     """
     gamma = _check_factored_args(x, a, c, z, u, gamma, key_padding_mask)
+    x = _zero_padded(x, key_padding_mask)
     dim_in, dim_out = c.shape[1], c.shape[2]
     width = max(dim_in, dim_out)
     if _attention_backend(backend, x, width) is Backend.TORCH:

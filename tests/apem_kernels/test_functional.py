@@ -82,7 +82,8 @@ BAD_ATTENTION_ARGS = [
     (with_(num_heads=3), ValueError, "num_heads must be >= 1 and divide d = 8"),
     (with_(num_heads=0), ValueError, "num_heads must be >= 1"),
     (with_(num_heads=2.0), TypeError, "num_heads must be an int"),
-    (with_(inducing=rand(K, D + 1)), ValueError, r"inducing must have shape \(K, d\) with d = 8"),
+    (with_(inducing=rand(K, D + 1)), ValueError, r"x \(B, N, d\) and inducing \(K, d\) must"),
+    (with_(x=rand(B, N, D // 2)), ValueError, r"must share d: x has shape \(2, 3, 4\), inducing"),
     (with_(inducing=rand(1, K, D)), ValueError, r"inducing must have shape \(K, d\)"),
     (with_(w_k=rand(D, D + 1)), ValueError, r"w_k must have shape \(d, d\) = \(8, 8\)"),
     (with_(w_v=rand(D)), ValueError, r"w_v must have shape \(d, d\)"),
@@ -216,7 +217,9 @@ def test_triton_dispatch_passes_the_contract(monkeypatch):
     inducing_attention_block(**args, backend="triton")
     inducing_attention(**without("norm_weight", "norm_bias", "norm_eps")(args), backend="triton")
     (block_args, block_kwargs), (plain_args, plain_kwargs) = calls
-    for name, value in zip(("x", "inducing", "w_k", "w_v", "w_o"), block_args, strict=False):
+    padded = args["key_padding_mask"][..., None]
+    assert torch.equal(block_args[0], args["x"].masked_fill(padded, 0))  # padded keys zeroed
+    for name, value in zip(("inducing", "w_k", "w_v", "w_o"), block_args[1:], strict=False):
         assert value is args[name]
     assert block_args[5] == HEADS
     assert type(block_kwargs["gamma"]) is float and block_kwargs["gamma"] == 2.5
@@ -334,7 +337,7 @@ def factored_args(dim_in: int, dim_out: int, dtype=torch.float32) -> dict:
         (
             with_(a=rand(HEADS, K, D + 1)),
             ValueError,
-            r"a must have shape \(M, K, d_in\) with d_in = 8",
+            r"x \(B, N, d_in\) and a \(M, K, d_in\) must share d_in",
         ),
         (
             with_(c=rand(HEADS + 1, D, 4)),
@@ -369,3 +372,28 @@ def test_factored_triton_widens_to_one_width_and_matches_torch(dim_in, dim_out, 
     }
     for name, got, want in zip(leaves, grads["triton"], grads["torch"], strict=True):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11, msg=name)
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf")])
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_a_non_finite_padded_key_changes_nothing(poison, backend, kernel_device):
+    """Padded keys get no weight: what they hold, NaN or inf included, reaches no output."""
+    args = {k: v.to(kernel_device) if torch.is_tensor(v) else v for k, v in valid_args().items()}
+    mask = torch.zeros(B, N, dtype=torch.bool, device=kernel_device)
+    mask[0, 1] = True
+    args["key_padding_mask"] = mask
+    clean = inducing_attention_block(**args, backend=backend)
+    poisoned = args["x"].clone()
+    poisoned[0, 1] = poison
+    x = poisoned.requires_grad_()
+    out = inducing_attention_block(**{**args, "x": x}, backend=backend)
+    torch.testing.assert_close(out, clean)
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all() and (x.grad[0, 1] == 0).all()
+    factored = factored_args(D, 4)
+    factored = {k: v.to(kernel_device) if torch.is_tensor(v) else v for k, v in factored.items()}
+    factored["key_padding_mask"] = mask
+    clean = inducing_attention_factored(**factored, backend=backend)
+    factored["x"] = factored["x"].clone()
+    factored["x"][0, 1] = poison
+    torch.testing.assert_close(inducing_attention_factored(**factored, backend=backend), clean)

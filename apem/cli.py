@@ -426,9 +426,10 @@ def _held_checkpoints(directories: Sequence[Path]) -> list[Path]:
     return [d / name for d in directories for name in (LAST, BEST) if (d / name).exists()]
 
 
-def _check_out(directories: Sequence[Path], resume: bool, overwrite: bool) -> list[Path]:
+def _check_out(directories: Sequence[Path], resume: bool | None, overwrite: bool) -> list[Path]:
     """The checkpoints that ``--overwrite`` will delete; UsageError unless the flags allow
-    what the directories hold (nothing is ever replaced without ``--overwrite``)."""
+    what the directories hold (nothing is ever replaced without ``--overwrite``). ``resume``
+    is None where the command has no ``--resume``."""
     held = _held_checkpoints(directories)
     if resume and overwrite:
         raise UsageError("--resume continues the checkpoint that --overwrite would replace")
@@ -438,9 +439,10 @@ def _check_out(directories: Sequence[Path], resume: bool, overwrite: bool) -> li
             raise UsageError(f"--resume: there is no {missing[0]} to continue")
         return []
     if held and not overwrite:
+        resumable = "--resume to continue that run or " if resume is not None else ""
         raise UsageError(
-            f"--out already holds {', '.join(map(str, held[:3]))}; pass --resume to continue "
-            "that run or --overwrite to replace it"
+            f"--out already holds {', '.join(map(str, held[:3]))}; pass {resumable}--overwrite "
+            "to replace it"
         )
     return held
 
@@ -611,7 +613,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _run_compare(args: argparse.Namespace) -> int:
     runs = [run_directory(args.out, m, s) for m in args.models for s in args.seeds if args.out]
-    replaced = _check_out(runs, resume=False, overwrite=args.overwrite)
+    replaced = _check_out(runs, resume=None, overwrite=args.overwrite)
     _check_scopes(args, args.models)
     spec = _data_spec(args, None)
     splits = _load(spec)

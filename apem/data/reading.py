@@ -110,13 +110,13 @@ def _read_error(path: str, error: Exception) -> DataError:
     """The DataError for a failure of the underlying reader on ``path``."""
     if is_parquet(path):
         return DataError(f"not a readable Parquet file ({error})", file=path)
-    kind = "gzip" if path.lower().endswith(".gz") else None
-    if kind and isinstance(error, (OSError, EOFError, zlib.error)):
+    gzipped = path.lower().endswith(".gz")
+    if gzipped and isinstance(error, (OSError, EOFError, zlib.error)):
         return DataError(f"corrupt or truncated gzip file ({error})", file=path)
     try:
         located = _first_invalid_utf8(path)
     except READ_ERRORS as inner:
-        return DataError(f"corrupt or truncated gzip file ({inner})", file=path)
+        return DataError(f"cannot read ({inner})", file=path)
     return located or DataError(f"cannot read ({error})", file=path)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import math
+import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,9 @@ from apem.train.checkpoint import (
     warn_if_stale_best,
 )
 from apem.train.compare import run_directory
+from apem.train.distributed import init_from_environment, leave, world
+from apem.train.loggers import CSVLogger, RunLogger, TensorBoardLogger
+from apem.train.optim import LR_SCHEDULES, OPTIMIZERS
 from apem.train.report import comparison_table, metrics_table, write_json
 
 # `--data synthetic` is the quick demo, about a minute of APEM on a 2-core CPU: a small funnel
@@ -94,6 +99,16 @@ def _positive_float(text: str) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
 
 
@@ -226,7 +241,26 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BACKEND",
         help="torch.compile the training step as one graph (backend: inductor unless given)",
     )
-    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=defaults.optimizer)
+    group.add_argument("--weight-decay", type=_non_negative_float, default=defaults.weight_decay)
+    group.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=defaults.lr_schedule,
+        help="after the warm-up: constant, or a half cosine to 0 over the run",
+    )
+    group.add_argument(
+        "--warmup-steps", type=_non_negative_int, default=defaults.warmup_steps,
+        help="linear learning-rate warm-up over this many steps",
+    )  # fmt: skip
+    group.add_argument(
+        "--grad-clip", type=_positive_float, help="clip the gradients' global L2 norm to this"
+    )
+    group.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress within epochs (a bar on a terminal, else a line every 50 steps)",
+    )
     group.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
 
 
@@ -237,7 +271,9 @@ def _add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--num-threads",
         type=_positive_int,
-        help="torch CPU threads (default: torch's choice; 1 is much faster on a busy machine)",
+        default=default_num_threads(),
+        help="torch CPU threads (default: 1 on a machine with 2 cores or fewer, where a second "
+        "thread fighting other jobs stalls training; else torch's choice)",
     )
 
 
@@ -256,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace the checkpoints OUT already holds"
     )
     train.add_argument("--json", help="write the results to this JSON file")
+    train.add_argument("--log-csv", help="append one row per validation to this CSV file")
+    train.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help='TensorBoard event files here (pip install "apem[tensorboard]")',
+    )
     _add_device_argument(train)
     _add_data_arguments(train, "synthetic")
     _add_training_arguments(train)
@@ -410,7 +452,37 @@ def _train_config(
         num_threads=args.num_threads,
         progress=not args.no_progress,
         compile=args.compile,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule,
+        warmup_steps=args.warmup_steps,
+        grad_clip=args.grad_clip,
     )
+
+
+def default_num_threads() -> int | None:
+    """1 when this process may use 2 cores or fewer, else None (torch's choice)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 1 if (cores or 1) <= 2 else None
+
+
+@contextlib.contextmanager
+def _run_loggers(args: argparse.Namespace) -> Iterator[list[RunLogger]]:
+    """The CSV and TensorBoard loggers the arguments ask for (rank 0 only), closed after."""
+    loggers: list[RunLogger] = []
+    if world()[0] == 0:
+        if args.log_csv:
+            loggers.append(CSVLogger(args.log_csv))
+        if args.tensorboard:
+            try:
+                loggers.append(TensorBoardLogger(args.tensorboard))
+            except ImportError as error:
+                raise UsageError(str(error)) from None
+    try:
+        yield loggers
+    finally:
+        for logger in loggers:
+            logger.close()
 
 
 def _describe(spec: dict[str, Any], splits: FunnelSplits) -> str:
@@ -457,10 +529,18 @@ def _run_train(args: argparse.Namespace) -> int:
     model = _build(args.model, splits, _hparams(args, args.model))
     config = _train_config(args, spec, args.seed, out)
     resume_from = Path(out) / LAST if args.resume else None
-    for path in replaced:
-        path.unlink()
-    print(_describe(spec, splits))
-    result = fit(model, splits, config, resume_from=resume_from, metadata={"data": spec})
+    main = world()[0] == 0  # under torchrun, rank 0 alone writes and prints
+    if main:
+        for path in replaced:
+            path.unlink()
+        print(_describe(spec, splits))
+    with _run_loggers(args) as loggers:
+        result = fit(
+            model, splits, config, resume_from=resume_from, metadata={"data": spec},
+            loggers=loggers,
+        )  # fmt: skip
+    if not main:
+        return 0
     oracle = oracle_metrics(splits.test)
     print(
         f"\n{args.model}: best epoch {result.best_epoch:g} of {len(result.history)} validations, "
@@ -657,6 +737,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.handlers[:] = [handler]
         logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
+        if args.command == "train":  # under torchrun: one data-parallel rank
+            args.device = init_from_environment(args.device)
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return args.run(args)
@@ -668,3 +750,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteLossError as error:
         print(f"apem: error: {error}", file=sys.stderr)
         return 1
+    finally:
+        leave()

@@ -53,6 +53,10 @@ class BatchLoader:
     ``resident=True`` the whole split lives on ``device`` and batches are sliced there.
     Shuffling draws one permutation per epoch from ``(seed, epoch)``, so an epoch's order is
     reproducible (and a resumed run sees the same batches).
+
+    ``shard=(rank, world)`` (data-parallel training) keeps, of each batch of ``batch_size``
+    rows, this rank's part of ``world`` near-equal contiguous parts; every rank sees the same
+    number of batches, and a last batch with fewer rows than ``world`` is dropped.
     """
 
     def __init__(
@@ -66,15 +70,20 @@ class BatchLoader:
         pin_memory: bool = False,
         resident: bool = False,
         drop_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        rank, world = shard
+        if not 0 <= rank < world:
+            raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard}")
         self.data = data
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.device = torch.device(device)
         self.drop_last = drop_last
+        self.shard = shard
         self.epoch = 0
         home = self.device if resident else torch.device("cpu")
         self._pin = pin_memory and not resident and self.device.type == "cuda"
@@ -92,8 +101,13 @@ class BatchLoader:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        return -(-self._stop() // self.batch_size)
+
+    def _stop(self) -> int:
+        """End of the rows that are batched: the last short batch may be dropped."""
         n = len(self.data)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        tail = n % self.batch_size
+        return n - tail if self.drop_last or tail < self.shard[1] else n
 
     def _order(self) -> Tensor | None:
         if not self.shuffle:
@@ -110,10 +124,12 @@ class BatchLoader:
         order = self._order()
         if order is not None:
             order = order.to(self._arrays["ids"].device)  # once per epoch, not per batch
-        n = len(self.data)
-        stop = n - n % self.batch_size if self.drop_last else n
-        for start in range(first * self.batch_size, stop, self.batch_size):
-            end = min(start + self.batch_size, n)
+        stop = self._stop()
+        rank, world = self.shard
+        for first_row in range(first * self.batch_size, stop, self.batch_size):
+            rows_in_batch = min(self.batch_size, stop - first_row)
+            start = first_row + rows_in_batch * rank // world
+            end = first_row + rows_in_batch * (rank + 1) // world
             if order is None:
                 parts = {k: None if v is None else v[start:end] for k, v in self._arrays.items()}
             else:

@@ -10,8 +10,9 @@ from apem.train.checkpoint import (
 )
 from apem.train.compare import Comparison, ModelSummary, compare, fit_seed
 from apem.train.evaluation import evaluate, oracle_metrics, predict, resolve_device
+from apem.train.loggers import CSVLogger, TensorBoardLogger
 from apem.train.metrics import FunnelMetrics, funnel_metrics, log_loss, roc_auc
-from apem.train.stats import paired_t_test, regularized_incomplete_beta, student_t_cdf
+from apem.train.stats import paired_t_test
 from apem.train.trainer import (
     FitResult,
     NonFiniteLossError,
@@ -21,12 +22,14 @@ from apem.train.trainer import (
 )
 
 __all__ = [
+    "CSVLogger",
     "CheckpointError",
     "Comparison",
     "FitResult",
     "FunnelMetrics",
     "ModelSummary",
     "NonFiniteLossError",
+    "TensorBoardLogger",
     "TrainConfig",
     "check_data",
     "check_schema",
@@ -42,9 +45,7 @@ __all__ = [
     "oracle_metrics",
     "paired_t_test",
     "predict",
-    "regularized_incomplete_beta",
     "resolve_device",
     "roc_auc",
     "seed_everything",
-    "student_t_cdf",
 ]

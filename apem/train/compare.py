@@ -114,13 +114,21 @@ class Comparison:
 
 
 def fit_seed(
-    name: str, hparams: dict[str, Any], splits: FunnelSplits, config: TrainConfig, seed: int
+    name: str,
+    hparams: dict[str, Any],
+    splits: FunnelSplits,
+    config: TrainConfig,
+    seed: int,
+    *,
+    progress: bool = False,
 ) -> tuple[FunnelModel, FitResult]:
     """Seed every generator, build ``name`` with ``hparams`` and fit it with ``config`` under
-    ``seed``; return the model (its best validation weights) and the result."""
+    ``seed``; return the model (its best validation weights) and the result. Every line the
+    run reports starts with ``"<name> seed <seed>: "`` (``progress``: as in ``fit``)."""
     seed_everything(seed)
     model = build_model(name, splits.schema, **hparams)
-    return model, fit(model, splits, dataclasses.replace(config, seed=seed))
+    config = dataclasses.replace(config, seed=seed)
+    return model, fit(model, splits, config, progress=progress, label=f"{name} seed {seed}")
 
 
 def run_directory(root: str | Path, name: str, seed: int) -> Path:
@@ -136,12 +144,14 @@ def compare(
     hparams: dict[str, dict[str, Any]],
     *,
     checkpoint_root: str | Path | None = None,
+    progress: bool = False,
 ) -> Comparison:
     """Train every model with every seed on the same splits and test each at its best epoch.
 
     Args:
         hparams: model name -> keyword arguments of ``build_model`` (missing: defaults).
         checkpoint_root: if set, run (m, s) keeps its checkpoints in ``root/m-seed{s}``.
+        progress: as in ``fit``; every line names its model and seed.
     """
     runs: dict[str, list[FitResult]] = {}
     for name in models:
@@ -151,6 +161,8 @@ def compare(
             if checkpoint_root is not None:
                 directory = str(run_directory(checkpoint_root, name, seed))
             run_config = dataclasses.replace(config, checkpoint_dir=directory)
-            _, result = fit_seed(name, hparams.get(name, {}), splits, run_config, seed)
+            _, result = fit_seed(
+                name, hparams.get(name, {}), splits, run_config, seed, progress=progress
+            )
             runs[name].append(result)
     return Comparison(steps=splits.schema.steps, seeds=tuple(seeds), runs=runs)

@@ -1,4 +1,5 @@
-"""The training loop: Adam, early stopping on validation AUC, checkpoints, exact resume."""
+"""The training loop: Adam/AdamW with an LR schedule, early stopping on validation AUC,
+checkpoints, exact resume, torch.compile and DDP."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import dataclasses
 import logging
 import math
 import random
-import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from apem.data.batching import BatchLoader
 from apem.data.checks import check_trainable
@@ -37,14 +37,29 @@ from apem.train.checkpoint import (
     save_checkpoint,
     schema_to_dict,
 )
+from apem.train.distributed import mean_over_ranks, world
 from apem.train.evaluation import autocast, evaluate, resolve_device
+from apem.train.loggers import RunLogger
 from apem.train.metrics import FunnelMetrics
+from apem.train.optim import build_optimizer, check_schedule, lr_factor
+from apem.train.progress import EpochProgress, reporting_to_stderr
 from apem.train.step import training_step
 
 log = logging.getLogger("apem.train")
 
 # Settings that shape the training trajectory: a resumed run must keep them.
-TRAJECTORY_FIELDS = ("lr", "batch_size", "seed", "amp")
+TRAJECTORY_FIELDS = {
+    "lr": 1e-3,
+    "batch_size": 1024,
+    "seed": 0,
+    "amp": True,
+    # Fields added later; a checkpoint without one was trained with the default shown.
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "lr_schedule": "constant",
+    "warmup_steps": 0,
+    "grad_clip": None,
+}
 CHANCE_AUC = 0.5
 
 
@@ -57,8 +72,9 @@ class TrainConfig:
     """How to train.
 
     Attributes:
-        lr: Adam's learning rate.
-        batch_size: training mini-batch size.
+        lr: the optimiser's (peak) learning rate.
+        batch_size: training mini-batch size (the global batch under DDP: each of N ranks
+            takes a 1/N part of every batch).
         epochs: maximum number of passes over the training split.
         patience: stop after this many validations in a row without a better mean step AUC
             on the validation split (0 disables early stopping).
@@ -68,13 +84,21 @@ class TrainConfig:
         max_steps: stop after this many optimiser steps in total (None: no limit).
         eval_batch_size: batch size of validation, test and prediction passes.
         checkpoint_dir: where ``last.pt`` and ``best.pt`` go (None: no checkpoints).
-        log_interval: steps between loss checks and progress-bar updates.
+        log_interval: steps between loss checks and progress updates (a bar on a terminal,
+            a plain line otherwise).
         num_threads: torch CPU threads (None: leave torch's choice).
-        progress: show a tqdm bar (only when stderr is a terminal).
+        progress: show progress within epochs: a tqdm bar when stderr is a terminal, a line
+            every ``log_interval`` steps otherwise.
         resident: keep the training split on the device (None: on CUDA only).
         compile: ``torch.compile`` the training step (forward, loss and backward) as one
             graph: True for inductor, or a backend name ("aot_eager", ...); False: eager.
             Checkpoints are the same either way.
+        optimizer: "adam" (weight decay as an L2 term in the gradient) or "adamw" (decoupled).
+        weight_decay: the optimiser's weight decay.
+        lr_schedule: "constant" or "cosine" (half cosine from ``lr`` to 0 over the run:
+            ``max_steps``, or else ``epochs`` epochs), after the warm-up.
+        warmup_steps: linear warm-up of the learning rate over the first steps.
+        grad_clip: clip the gradients' global L2 norm to this value (None: no clipping).
     """
 
     lr: float = 1e-3
@@ -92,6 +116,11 @@ class TrainConfig:
     progress: bool = True
     resident: bool | None = None
     compile: bool | str = False
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    grad_clip: float | None = None
 
 
 @dataclass
@@ -103,8 +132,8 @@ class FitResult:
             stop) whose weights were kept.
         valid: validation metrics at the best point.
         test: test metrics at the best point.
-        history: one dict per validation (epoch, step, train_loss, loss parts, valid AUCs,
-            seconds, samples_per_s).
+        history: one dict per validation (epoch, step, lr, train_loss, valid AUCs, seconds,
+            samples_per_s).
         samples_per_s: training throughput over the whole run (optimiser steps only).
         steps: optimiser steps taken in total.
         stopped_early: True when patience ran out.
@@ -182,6 +211,7 @@ def _resume(
     check_data(checkpoint, splits, path)
     load_model_state(model, checkpoint, splits.schema, path)
     saved = checkpoint["train_config"]
+    saved = {k: saved.get(k, default) for k, default in TRAJECTORY_FIELDS.items()}
     changed = [k for k in TRAJECTORY_FIELDS if saved[k] != getattr(config, k)]
     if changed:
         details = ", ".join(f"{k}={saved[k]!r} (now {getattr(config, k)!r})" for k in changed)
@@ -252,16 +282,25 @@ class _Run:
         config: TrainConfig,
         resume_from: str | Path | None,
         metadata: dict[str, Any],
+        label: str,
+        loggers: Sequence[RunLogger],
     ) -> None:
         self.model, self.splits, self.config, self.metadata = model, splits, config, metadata
+        self.label, self.loggers = label, loggers
+        self.rank, self.world = world()
         self.device = resolve_device(config.device)
+        # Only rank 0 writes checkpoints and reports.
         self.directory = Path(config.checkpoint_dir) if config.checkpoint_dir else None
+        self.main = self.rank == 0
         model.to(self.device)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        self.step = training_step(model, compile=config.compile, device=self.device)
+        self.optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay)
+        check_schedule(config.lr_schedule, config.warmup_steps, config.grad_clip)
+        self.step = training_step(
+            model, compile=config.compile, distributed=self.world > 1, device=self.device
+        )
         self.best_state: dict[str, Tensor] | None = None
         self.data = data_section(splits)
-        if self.directory is not None:
+        if self.directory is not None and self.main:
             remove_stale_temporaries(self.directory)
         if resume_from is not None:
             self.progress, self.best_state = _resume(
@@ -279,7 +318,10 @@ class _Run:
             device=self.device,
             pin_memory=on_cuda,
             resident=on_cuda if config.resident is None else config.resident,
+            shard=(self.rank, self.world),
         )
+        total = config.epochs * len(self.loader)
+        self.total_steps = total if config.max_steps is None else min(total, config.max_steps)
 
     def finished(self) -> bool:
         p, c = self.progress, self.config
@@ -297,29 +339,40 @@ class _Run:
         pending: list[Tensor] = []
         pending_from = (p.step + 1, p.batch + 1)
         loss_sum, batches = 0.0, 0
-        bar = tqdm(
-            total=len(self.loader),
-            initial=p.batch,
-            desc=f"epoch {p.epoch + 1}",
-            disable=not (config.progress and sys.stderr.isatty()),
-            leave=False,
+        started, samples = time.perf_counter(), 0
+        bar = EpochProgress(
+            self.label, p.epoch + 1, len(self.loader), p.batch, config.progress and self.main
         )
         self.model.train()
         # A resumed run starts at the batch after its checkpoint's.
         for index, batch in enumerate(self.loader.batches(p.batch), start=p.batch):
+            rows = min(config.batch_size, len(self.splits.train) - index * config.batch_size)
+            for group in self.optimizer.param_groups:
+                group["lr"] = config.lr * lr_factor(
+                    p.step, config.lr_schedule, config.warmup_steps, self.total_steps
+                )
             with autocast(self.device, config.amp):
                 loss, _ = self.step(batch)
+            if self.world > 1:
+                # DDP averages the ranks' gradients; weighting each rank's mean by its share of
+                # the rows makes that the gradient of the whole batch's mean.
+                loss = loss * (len(batch) * self.world / rows)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
             self.optimizer.step()
             pending.append(loss.detach().float())
-            p.step, p.batch, p.train_samples = p.step + 1, index + 1, p.train_samples + len(batch)
-            bar.update(1)
+            p.step, p.batch, p.train_samples = p.step + 1, index + 1, p.train_samples + rows
+            samples += rows
+            bar.advance()
             stop = config.max_steps is not None and p.step >= config.max_steps
             if stop or len(pending) >= config.log_interval or p.batch == len(self.loader):
-                loss_sum += _check_losses(pending, *pending_from, p.epoch + 1, self.kept())
+                losses = list(mean_over_ranks(torch.stack(pending)).unbind())
+                loss_sum += _check_losses(losses, *pending_from, p.epoch + 1, self.kept())
                 batches += len(pending)
-                bar.set_postfix(loss=f"{loss_sum / batches:.4f}")
+                rate = samples / max(time.perf_counter() - started, 1e-9)
+                bar.update(p.step, p.batch, loss_sum / batches, rate)
                 pending, pending_from = [], (p.step + 1, p.batch + 1)
             if stop:
                 break
@@ -362,6 +415,7 @@ class _Run:
             {
                 "epoch": point,
                 "step": p.step,
+                "lr": self.optimizer.param_groups[0]["lr"],
                 "train_loss": train_loss,
                 "valid_auc": metrics.auc,
                 "valid_mean_auc": metrics.mean_auc,
@@ -369,11 +423,8 @@ class _Run:
                 "samples_per_s": p.train_samples / max(p.train_seconds, 1e-9),
             }
         )
-        aucs = "  ".join(f"{k} {v:.4f}" for k, v in metrics.auc.items())
-        log.info(
-            "epoch %.2f  step %d  loss %.4f  valid AUC %s  (%.1f s)",
-            point, p.step, train_loss, aucs, seconds,
-        )  # fmt: skip
+        if self.main:
+            self.report(p.history[-1])
         improved = metrics.mean_auc > p.best_score  # False for NaN
         if improved:
             p.best_score, p.best_epoch, p.bad_validations = metrics.mean_auc, point, 0
@@ -382,13 +433,24 @@ class _Run:
         else:
             p.bad_validations += 1
             p.stopped_early = 0 < self.config.patience <= p.bad_validations
-        if self.directory is not None:
+        if self.directory is not None and self.main:
             checkpoint = _checkpoint(
                 self.model, self.optimizer, self.config, self.splits, p, self.metadata, self.data
             )
             save_checkpoint(self.directory / LAST, checkpoint)
             if improved:
                 save_checkpoint(self.directory / BEST, checkpoint)
+
+    def report(self, entry: dict[str, Any]) -> None:
+        """The validation line, and the entry to every logger."""
+        aucs = "  ".join(f"{k} {v:.4f}" for k, v in entry["valid_auc"].items())
+        log.info(
+            "%sepoch %.2f  step %d  loss %.4f  valid AUC %s  (%.1f s)",
+            f"{self.label}: " if self.label else "", entry["epoch"], entry["step"],
+            entry["train_loss"], aucs, entry["seconds"],
+        )  # fmt: skip
+        for logger in self.loggers:
+            logger.log(entry)
 
     def run(self) -> FitResult:
         p = self.progress
@@ -428,6 +490,9 @@ def fit(
     *,
     resume_from: str | Path | None = None,
     metadata: dict[str, Any] | None = None,
+    progress: bool = False,
+    label: str = "",
+    loggers: Sequence[RunLogger] = (),
 ) -> FitResult:
     """Train ``model`` on ``splits.train`` with early stopping on ``splits.valid``.
 
@@ -437,6 +502,15 @@ def fit(
     and ``best.pt`` whenever the score improves. ``resume_from`` (a ``last.pt``) continues a
     run to exactly the result of an uninterrupted one (same config, CPU). ``metadata`` (JSON-
     ready) is stored in the checkpoints.
+
+    ``progress=True`` prints each validation (and, with ``config.progress``, progress within
+    epochs) to stderr when no logging is configured; the lines go to the ``apem.train`` logger
+    either way, prefixed with ``label`` (e.g. the model and seed). Each ``loggers`` entry
+    (``CSVLogger``, ``TensorBoardLogger``) receives every history entry.
+
+    Under torchrun (an initialised process group) the model trains as DistributedDataParallel:
+    each rank takes its part of every batch, every rank scores whole splits, and rank 0 alone
+    reports and writes checkpoints.
 
     Warns when the kept weights score no better than chance (mean validation AUC <= 0.5), and
     for a split step with a single class (its AUC is undefined).
@@ -450,4 +524,5 @@ def fit(
     check_trainable(splits)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    return _Run(model, splits, config, resume_from, metadata or {}).run()
+    with reporting_to_stderr(progress):
+        return _Run(model, splits, config, resume_from, metadata or {}, label, loggers).run()

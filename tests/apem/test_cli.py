@@ -230,3 +230,11 @@ def test_compile_flag_takes_an_optional_backend():
     assert parse(["train"]).compile is False
     assert parse(["train", "--compile"]).compile is True
     assert parse(["train", "--compile", "aot_eager"]).compile == "aot_eager"
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(1, 1), (2, 1), (3, None), (16, None)])
+def test_one_thread_by_default_on_two_cores_or_fewer(monkeypatch, cores, expected):
+    from apem import cli
+
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert cli.default_num_threads() == expected

@@ -81,3 +81,25 @@ def test_batches_land_on_the_device(data):
     for pin in (False, True):
         batch = next(iter(BatchLoader(data, 256, shuffle=True, device="cuda", pin_memory=pin)))
         assert batch.ids.device.type == "cuda" and batch.labels.device.type == "cuda"
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "world", "batches"), [(300, 2, 4), (333, 3, 3), (999, 2, 1)]
+)
+def test_shards_partition_every_batch(data, batch_size, world, batches):
+    whole = list(BatchLoader(data, batch_size, shuffle=True, seed=2))
+    shards = [
+        list(BatchLoader(data, batch_size, shuffle=True, seed=2, shard=(rank, world)))
+        for rank in range(world)
+    ]
+    assert all(len(parts) == batches for parts in shards)  # a last batch of 1 row is dropped
+    for index in range(batches):
+        parts = [shard[index] for shard in shards]
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+        joined = torch.cat([part.oracle for part in parts])
+        torch.testing.assert_close(joined, whole[index].oracle, rtol=0, atol=0)
+
+
+def test_bad_shard(data):
+    with pytest.raises(ValueError, match="shard must be"):
+        BatchLoader(data, 10, shard=(2, 2))

@@ -116,3 +116,23 @@ def test_undefined_auc_is_none_in_json():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="do not agree"):
         funnel_metrics(torch.zeros(3, 2), torch.zeros(3, 2), ("a", "b", "c"))
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("distinct", [7, 1000, None])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_auc_matches_sklearn(distinct, dtype, device):
+    metrics = pytest.importorskip("sklearn.metrics")
+    generator = torch.Generator().manual_seed(distinct or 0)
+    labels = torch.rand(20_000, generator=generator) < 0.1
+    scores = torch.randn(20_000, generator=generator) + labels.float()
+    if distinct is not None:  # heavy ties
+        scores = (scores * distinct / 8).round()
+    scores = scores.to(dtype)
+    expected = metrics.roc_auc_score(labels.numpy(), scores.float().numpy())
+    auc = roc_auc(scores.to(device), labels.to(device))
+    assert auc.device.type == device
+    assert auc.item() == pytest.approx(expected, rel=1e-12)

@@ -5,7 +5,20 @@ from __future__ import annotations
 import logging
 import re
 
+import pytest
+
 from apem.train import TrainConfig, compare, fit, seed_everything
+
+
+@pytest.fixture(autouse=True)
+def unconfigured_logging(monkeypatch):
+    """No logging set up, as in a fresh interpreter (``apem.cli.main`` configures ``apem``)."""
+    logger = logging.getLogger("apem")
+    monkeypatch.setattr(logger, "handlers", [])
+    level = logger.level
+    logger.setLevel(logging.NOTSET)  # setLevel, not the attribute: it clears logging's cache
+    yield
+    logger.setLevel(level)
 
 
 def config(**overrides) -> TrainConfig:

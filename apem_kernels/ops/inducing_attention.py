@@ -459,77 +459,100 @@ def _tiles(cfg: TileConfig) -> dict:
     }
 
 
-class _FusedInducingAttention(torch.autograd.Function):
-    """out = O or LayerNorm(I ⊙ z + O) from x, z (or u), A, C and the optional norm parameters."""
+def _forward(
+    x: Tensor,
+    gate: Tensor | None,
+    a: Tensor,
+    c: Tensor,
+    inducing: Tensor | None,
+    norm_weight: Tensor | None,
+    norm_bias: Tensor | None,
+    mask: Tensor | None,
+    gamma: float,
+    eps: float,
+    gate_is_u: bool,
+) -> tuple[Tensor, Tensor]:
+    """out = O or LayerNorm(I ⊙ z + O) (B, K, d) from x, z (or u), A, C and the optional norm
+    parameters, and the row logsumexp (B, M, K) the backward recomputes P from."""
+    batch, n, d = x.shape
+    m, k, _ = a.shape
+    acc = _accumulator_dtype(x.dtype)
+    out = new_output((batch, k, d), x.dtype, x.device)
+    lse = new_output((batch, m, k), acc, x.device)
+    norm = norm_weight is not None
+    if batch == 0:
+        return out, lse
+    cfg = tile_config(d, x.dtype)
+    grid = (_num_programs(batch, 0, x.device),)
+    args = _pointer_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias)
+    _forward_kernel[grid](
+        *args, out, lse, batch, n, k, d, m, *x.stride(), *_strides_2d(gate),
+        *_strides_2d(mask), float(gamma), float(eps),
+        **_flags(gate, gate_is_u, mask, norm), ACC=TRITON_ACC[acc], **_tiles(cfg),
+        num_warps=cfg.num_warps,
+    )  # fmt: skip
+    return out, lse
 
-    @staticmethod
-    def forward(ctx, x, gate, a, c, inducing, norm_weight, norm_bias, mask, gamma, eps, gate_is_u):
-        batch, n, d = x.shape
-        m, k, _ = a.shape
-        acc = _accumulator_dtype(x.dtype)
-        out = new_output((batch, k, d), x.dtype, x.device)
-        lse = new_output((batch, m, k), acc, x.device)
-        norm = norm_weight is not None
-        ctx.meta = (gate_is_u, gamma, eps, norm)
-        ctx.save_for_backward(x, gate, a, c, inducing, norm_weight, norm_bias, mask, lse)
-        if batch == 0:
-            return out
+
+def _backward(
+    dy: Tensor,
+    x: Tensor,
+    gate: Tensor | None,
+    a: Tensor,
+    c: Tensor,
+    inducing: Tensor | None,
+    norm_weight: Tensor | None,
+    norm_bias: Tensor | None,
+    mask: Tensor | None,
+    lse: Tensor,
+    gamma: float,
+    eps: float,
+    gate_is_u: bool,
+) -> tuple[Tensor | None, ...]:
+    """Gradients of ``_forward``'s out: dx, dgate, dA, dC, dI (the residual's), d norm_weight,
+    d norm_bias; None for an absent input."""
+    norm = norm_weight is not None
+    batch, n, d = x.shape
+    m, k, _ = a.shape
+    acc = _accumulator_dtype(x.dtype)
+    slot_elements = m * k * d + m * d * d + (k * d + 2 * d if norm else 0)
+    slot_bytes = slot_elements * torch.empty((), dtype=acc).element_size()
+    programs = _num_programs(batch, slot_bytes, x.device)
+    dx = new_output((batch, n, d), acc, x.device)
+    dgate = new_output((batch, k), gate.dtype, x.device) if gate is not None else None
+    da = new_output((programs, m, k, d), acc, x.device)
+    dc = new_output((programs, m, d, d), acc, x.device)
+    dres = new_output((programs, k, d), acc, x.device) if norm else None
+    dnorm = new_output((programs, 2, d), acc, x.device) if norm else None
+    if batch > 0:
         cfg = tile_config(d, x.dtype)
-        grid = (_num_programs(batch, 0, x.device),)
         args = _pointer_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias)
-        _forward_kernel[grid](
-            *args, out, lse, batch, n, k, d, m, *x.stride(), *_strides_2d(gate),
-            *_strides_2d(mask), float(gamma or 1.0), float(eps),
+        absent = _placeholder(x.device, acc)
+        _backward_kernel[(programs,)](
+            *args, lse, dy, dx, dgate if gate is not None else absent, da, dc,
+            dres if norm else absent, dnorm if norm else absent,
+            batch, n, k, d, m, *x.stride(), *_strides_2d(gate), *_strides_2d(mask),
+            *dy.stride(), float(gamma), float(eps),
             **_flags(gate, gate_is_u, mask, norm), ACC=TRITON_ACC[acc], **_tiles(cfg),
             num_warps=cfg.num_warps,
         )  # fmt: skip
-        return out
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, gate, a, c, inducing, norm_weight, norm_bias, mask, lse = ctx.saved_tensors
-        gate_is_u, gamma, eps, norm = ctx.meta
-        batch, n, d = x.shape
-        m, k, _ = a.shape
-        acc = _accumulator_dtype(x.dtype)
-        slot_elements = m * k * d + m * d * d + (k * d + 2 * d if norm else 0)
-        slot_bytes = slot_elements * torch.empty((), dtype=acc).element_size()
-        programs = _num_programs(batch, slot_bytes, x.device)
-        dx = new_output((batch, n, d), acc, x.device)
-        dgate = new_output((batch, k), gate.dtype, x.device) if gate is not None else None
-        da = new_output((programs, m, k, d), acc, x.device)
-        dc = new_output((programs, m, d, d), acc, x.device)
-        dres = new_output((programs, k, d), acc, x.device) if norm else None
-        dnorm = new_output((programs, 2, d), acc, x.device) if norm else None
-        if batch > 0:
-            cfg = tile_config(d, x.dtype)
-            args = _pointer_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias)
-            absent = _placeholder(x.device, acc)
-            _backward_kernel[(programs,)](
-                *args, lse, dy, dx, dgate if gate is not None else absent, da, dc,
-                dres if norm else absent, dnorm if norm else absent,
-                batch, n, k, d, m, *x.stride(), *_strides_2d(gate), *_strides_2d(mask),
-                *dy.stride(), float(gamma or 1.0), float(eps),
-                **_flags(gate, gate_is_u, mask, norm), ACC=TRITON_ACC[acc], **_tiles(cfg),
-                num_warps=cfg.num_warps,
-            )  # fmt: skip
-            da, dc = da.sum(0), dc.sum(0)
-            dres = dres.sum(0) if norm else None
-            dnorm = dnorm.sum(0) if norm else None
-        else:
-            da, dc = torch.zeros_like(a), torch.zeros_like(c)
-            dnorm = torch.zeros((2, d), dtype=acc, device=x.device) if norm else None
-            dres = torch.zeros((k, d), dtype=acc, device=x.device) if norm else None
-        grads = (
-            dx.to(x.dtype),
-            dgate,
-            da,
-            dc,
-            dres.to(inducing.dtype) if norm else None,
-            dnorm[0].to(norm_weight.dtype) if norm else None,
-            dnorm[1].to(norm_bias.dtype) if norm else None,
-        )
-        return (*grads, None, None, None, None)
+        da, dc = da.sum(0), dc.sum(0)
+        dres = dres.sum(0) if norm else None
+        dnorm = dnorm.sum(0) if norm else None
+    else:
+        da, dc = torch.zeros_like(a), torch.zeros_like(c)
+        dnorm = torch.zeros((2, d), dtype=acc, device=x.device) if norm else None
+        dres = torch.zeros((k, d), dtype=acc, device=x.device) if norm else None
+    return (
+        dx.to(x.dtype),
+        dgate,
+        da,
+        dc,
+        dres.to(inducing.dtype) if norm else None,
+        # Copies: the two rows of one buffer must not come back as views of each other.
+        dnorm[0].to(norm_weight.dtype, copy=True) if norm else None,
+        dnorm[1].to(norm_bias.dtype, copy=True) if norm else None,
+    )
 
 
 TRITON_ACC = {torch.float32: tl.float32, torch.float64: tl.float64}
@@ -584,10 +607,12 @@ def fused_inducing_attention(
     Returns:
         (B, K, d): ``LayerNorm(I ⊙ z + O)`` when the norm is given, else ``O``.
     """
+    from apem_kernels.ops import library
+
     a, c = batch_shared_factors(inducing, w_k, w_v, w_o, num_heads, w_q)
     gate = z if z is not None else u
     norm = norm_weight is not None
-    return _FusedInducingAttention.apply(
+    out, _ = library.inducing_attention(
         x,
         gate,
         a,
@@ -596,10 +621,11 @@ def fused_inducing_attention(
         norm_weight,
         norm_bias,
         key_padding_mask,
-        gamma,
-        norm_eps,
+        float(gamma or 1.0),
+        float(norm_eps),
         u is not None,
     )
+    return out
 
 
 def fused_factored_attention(
@@ -619,12 +645,24 @@ def fused_factored_attention(
     Returns:
         (B, K, d) in x's dtype; gradients flow to x, a, c and z or u.
     """
+    from apem_kernels.ops import library
+
     acc = _accumulator_dtype(x.dtype)
     gate = z if z is not None else u
     factors = (a.to(acc).contiguous(), c.to(acc).contiguous())
-    return _FusedInducingAttention.apply(
-        x, gate, *factors, None, None, None, key_padding_mask, gamma, 1e-5, u is not None
+    out, _ = library.inducing_attention(
+        x,
+        gate,
+        *factors,
+        None,
+        None,
+        None,
+        key_padding_mask,
+        float(gamma or 1.0),
+        1e-5,
+        u is not None,
     )
+    return out
 
 
 # Pointer arguments held in the accumulator dtype (float64 for float64 inputs, else float32);

@@ -6,11 +6,9 @@ fp64 (for gradcheck); results are stored in the input's dtype. Offsets are 64-bi
 
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from apem_kernels.ops.utils import TRITON_DTYPES, KernelSpec, new_output
 
@@ -93,30 +91,27 @@ def _launch(kernel, tensors: tuple[Tensor, ...], gamma: float) -> Tensor:
     return out
 
 
-class SmoothStepFunction(torch.autograd.Function):
-    """Autograd wrapper: u (any shape) -> f_D(u; gamma), u's shape and dtype; no grad to gamma."""
+def _forward(u: Tensor, gamma: float) -> Tensor:
+    """f_D(u; gamma) by the forward kernel: u any shape -> u's shape and dtype."""
+    return _launch(_smooth_step_fwd_kernel, (u.contiguous(),), gamma)
 
-    @staticmethod
-    def forward(ctx, u: Tensor, gamma: float) -> Tensor:
-        u = u.contiguous()
-        ctx.save_for_backward(u)
-        ctx.gamma = gamma
-        return _launch(_smooth_step_fwd_kernel, (u,), gamma)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None]:
-        (u,) = ctx.saved_tensors
-        grad_out = grad_out.to(u.dtype).contiguous()
-        return _launch(_smooth_step_bwd_kernel, (u, grad_out), ctx.gamma), None
+def _backward(u: Tensor, grad_out: Tensor, gamma: float) -> Tensor:
+    """The gradient of f_D at u times ``grad_out``, by the backward kernel."""
+    return _launch(
+        _smooth_step_bwd_kernel, (u.contiguous(), grad_out.to(u.dtype).contiguous()), gamma
+    )
 
 
 def fused_smooth_step(u: Tensor, gamma: float) -> Tensor:
-    """f_D(u; gamma) through the Triton kernels. u: any shape, fp16/bf16/fp32/fp64; gamma > 0.
+    """f_D(u; gamma) through the Triton kernels (the ``apem_kernels::smooth_step`` op). u: any
+    shape, fp16/bf16/fp32/fp64; gamma > 0; differentiable in u.
 
     Assumes validated inputs (``apem_kernels.functional.smooth_step`` validates).
     """
-    return SmoothStepFunction.apply(u, gamma)
+    from apem_kernels.ops import library
+
+    return library.smooth_step(u, gamma)
 
 
 def compile_specs() -> list[KernelSpec]:

@@ -1,0 +1,111 @@
+"""``torch.library.opcheck`` on every registered op: schema, fake (meta) implementation,
+autograd registration and AOT dispatch, on small odd shapes of every variant the launchers take."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from apem_kernels import InducingAttention
+from apem_kernels.ops import library
+from apem_kernels.ops.inducing_attention import batch_shared_factors
+
+B, N, K, D, HEADS = 3, 5, 4, 8, 2
+
+
+def rand(device, *shape, requires_grad=True, dtype=torch.float64):
+    t = torch.randn(*shape, dtype=torch.float64).to(device, dtype)
+    return t.requires_grad_(requires_grad)
+
+
+@pytest.mark.parametrize("shape", [(7,), (2, 3, 5), (0, 4)])
+def test_smooth_step_ops(shape, kernel_device):
+    u = rand(kernel_device, *shape)
+    torch.library.opcheck(library.smooth_step, (u, 0.75))
+    grad = rand(kernel_device, *shape, requires_grad=False)
+    torch.library.opcheck(library.smooth_step_backward, (u.detach(), grad, 0.75))
+
+
+def attention_args(device, gate: str, norm: bool, masked: bool, batch: int = B):
+    """Arguments of ``apem_kernels::inducing_attention`` for one variant."""
+    torch.manual_seed(0)
+    w = [rand(device, D, D, requires_grad=False) / D**0.5 for _ in range(3)]
+    inducing = rand(device, K, D)
+    a, c = batch_shared_factors(inducing.detach(), *w, HEADS, None)
+    mask = None
+    if masked:
+        mask = torch.rand(batch, N) < 0.4
+        mask[0] = True
+        mask = mask.to(device)
+    return (
+        rand(device, batch, N, D),
+        None if gate == "none" else rand(device, batch, K),
+        a.requires_grad_(),
+        c.requires_grad_(),
+        inducing if norm else None,
+        rand(device, D) if norm else None,
+        rand(device, D) if norm else None,
+        mask,
+        0.75,
+        1e-5,
+        gate == "u",
+    )
+
+
+VARIANTS = [
+    ("none", False, False, B),
+    ("z", True, True, B),
+    ("u", True, False, B),
+    ("u", False, True, B),
+    ("z", True, False, 0),
+]
+
+
+@pytest.mark.parametrize(("gate", "norm", "masked", "batch"), VARIANTS)
+def test_inducing_attention_ops(gate, norm, masked, batch, kernel_device):
+    args = attention_args(kernel_device, gate, norm, masked, batch)
+    torch.library.opcheck(library.inducing_attention, args)
+    out, lse = library.inducing_attention(*args)
+    dy = torch.randn_like(out)
+    detached = [t.detach() if isinstance(t, torch.Tensor) else t for t in args]
+    backward_args = (dy, *detached[:8], lse.detach(), *detached[8:])
+    torch.library.opcheck(library.inducing_attention_backward, backward_args)
+
+
+def test_backward_op_returns_empty_tensors_for_absent_inputs(kernel_device):
+    args = attention_args(kernel_device, "none", False, False)
+    out, lse = library.inducing_attention(*args)
+    detached = [t.detach() if isinstance(t, torch.Tensor) else t for t in args]
+    grads = library.inducing_attention_backward(out.detach(), *detached[:8], lse, *detached[8:])
+    present = [g.numel() > 0 for g in grads]
+    assert present == [True, False, True, True, False, False, False]
+    x, _, a, c = args[:4]
+    dx, da, dc = torch.autograd.grad(library.inducing_attention(*args)[0].sum(), [x, a, c])
+    assert dx.shape == x.shape and da.shape == a.shape and dc.shape == c.shape
+
+
+def test_export_and_fullgraph_compile_see_one_opaque_op(kernel_device):
+    torch.manual_seed(0)
+    module = InducingAttention(D, K, HEADS, backend="triton").to(kernel_device)
+    x, u = torch.randn(B, N, D, device=kernel_device), torch.randn(B, K, device=kernel_device)
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = module
+
+        def forward(self, x, u):
+            return self.block(x, u=u, gamma=0.75)
+
+    program = torch.export.export(Block(), (x, u))
+    ops = [n.target for n in program.graph.nodes if n.op == "call_function"]
+    assert torch.ops.apem_kernels.inducing_attention.default in ops
+    torch.testing.assert_close(program.module()(x, u), module(x, u=u, gamma=0.75))
+
+    compiled = torch.compile(
+        lambda x: module(x, u=u, gamma=0.75).sum(), fullgraph=True, backend="aot_eager"
+    )
+    x.requires_grad_()
+    (grad,) = torch.autograd.grad(compiled(x), x)
+    (want,) = torch.autograd.grad(module(x, u=u, gamma=0.75).sum(), x)
+    torch.testing.assert_close(grad, want)

@@ -7,7 +7,7 @@ import torch
 
 from apem.data.batching import Batch
 from apem.data.schema import FunnelData
-from apem.data.synthetic import make_funnel
+from apem.data.sources.synthetic import make_funnel
 from apem.models import MODEL_NAMES, build_model
 from apem.train import oracle_metrics, roc_auc
 

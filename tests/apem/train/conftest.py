@@ -2,7 +2,7 @@
 
 import pytest
 
-from apem.data.synthetic import synthetic_splits
+from apem.data.sources.synthetic import synthetic_splits
 from apem.models import build_model
 
 # Frequent steps and few ids per field, so that a few hundred rows are enough to learn from.

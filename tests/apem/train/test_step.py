@@ -9,7 +9,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from apem.data.batching import BatchLoader
-from apem.data.synthetic import synthetic_splits
+from apem.data.sources.synthetic import synthetic_splits
 from apem.models import build_model
 from apem.train import TrainConfig, fit, load_checkpoint
 from apem.train.step import training_step

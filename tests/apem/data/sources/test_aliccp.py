@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from apem.data import load_aliccp
-from apem.data.aliccp import AITM_FIELDS, LAYOUTS, RECHUB_DENSE
+from apem.data.sources.aliccp import AITM_FIELDS, LAYOUTS, RECHUB_DENSE
 
 
 def write_split_files(directory, columns, rows=(60, 20, 20), seed=0):

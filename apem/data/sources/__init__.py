@@ -7,12 +7,12 @@ import os
 from collections.abc import Callable, Sequence
 
 from apem.data import cache
-from apem.data.aliccp import load_aliccp
-from apem.data.census import load_census_funnel, load_census_pair
 from apem.data.schema import FunnelSplits
-from apem.data.synthetic import make_funnel, synthetic_splits
-from apem.data.table import load_table
-from apem.data.tianchi import OUTPUT_NAMES, convert_tianchi, raw_files
+from apem.data.sources.aliccp import load_aliccp
+from apem.data.sources.census import load_census_funnel, load_census_pair
+from apem.data.sources.synthetic import make_funnel, synthetic_splits
+from apem.data.sources.table import load_table
+from apem.data.sources.tianchi import OUTPUT_NAMES, convert_tianchi, raw_files
 
 SOURCES = (
     "synthetic",

@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from apem.data.aliccp import AITM_FIELDS, STEPS
 from apem.data.errors import DataError
 from apem.data.reading import Chunk, binary, read_chunks
+from apem.data.sources.aliccp import AITM_FIELDS, STEPS
 from apem.data.spool import Spool
 
 SKELETON = ("sample_id", "click", "buy", "common_index", "feature_count", "features")

@@ -48,6 +48,7 @@ from apem.train.distributed import init_from_environment, leave, world
 from apem.train.loggers import CSVLogger, RunLogger, TensorBoardLogger
 from apem.train.optim import LR_SCHEDULES, OPTIMIZERS
 from apem.train.report import comparison_table, metrics_table, write_json
+from apem.train.step import compile_backend
 
 # `--data synthetic` is the quick demo, about a minute of APEM on a 2-core CPU: a small funnel
 # that a few dozen steps can learn (20 ids per field, click 20 %, conversion 6 %) and a short,
@@ -110,6 +111,13 @@ def _non_negative_float(text: str) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
+
+
+def _compile_backend(text: str) -> str:
+    try:
+        return compile_backend(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _device_name(text: str) -> str:
@@ -238,6 +246,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=True,
         default=False,
+        type=_compile_backend,
         metavar="BACKEND",
         help="torch.compile the training step as one graph (backend: inductor unless given)",
     )

@@ -34,7 +34,12 @@ def compile_backend(compile: bool | str) -> str | None:
     """The torch.compile backend a ``TrainConfig.compile`` value asks for (None: eager)."""
     if compile is False or compile is None:
         return None
-    return "inductor" if compile is True else compile
+    if compile is True:
+        return "inductor"
+    backends = torch._dynamo.list_backends(exclude_tags=())
+    if compile not in backends:
+        raise ValueError(f"compile must be True, False or a backend of {backends}, got {compile!r}")
+    return compile
 
 
 def training_step(

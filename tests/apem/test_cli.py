@@ -230,6 +230,8 @@ def test_compile_flag_takes_an_optional_backend():
     assert parse(["train"]).compile is False
     assert parse(["train", "--compile"]).compile is True
     assert parse(["train", "--compile", "aot_eager"]).compile == "aot_eager"
+    with pytest.raises(SystemExit):
+        parse(["train", "--compile", "no_such_backend"])
 
 
 @pytest.mark.parametrize(("cores", "expected"), [(1, 1), (2, 1), (3, None), (16, None)])

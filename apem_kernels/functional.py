@@ -102,7 +102,7 @@ def smooth_step(u: Tensor, gamma: float | Tensor, *, backend: Backend | str = "a
         return reference.smooth_step(u, gamma)
     from apem_kernels.ops.smooth_step import fused_smooth_step
 
-    return fused_smooth_step(u, float(gamma))
+    return fused_smooth_step(u, gamma)
 
 
 def _check_attention_args(
@@ -258,7 +258,7 @@ def _attention(
         num_heads,
         z=z,
         u=u,
-        gamma=None if gamma is None else float(gamma),
+        gamma=gamma,
         key_padding_mask=key_padding_mask,
         w_q=w_q,
         norm_weight=norm_weight,
@@ -415,7 +415,7 @@ def inducing_attention_factored(
         c,
         z=z,
         u=u,
-        gamma=None if gamma is None else float(gamma),
+        gamma=gamma,
         key_padding_mask=key_padding_mask,
     )
     return out[..., :dim_out]

@@ -590,7 +590,7 @@ def fused_inducing_attention(
     num_heads: int,
     z: Tensor | None = None,
     u: Tensor | None = None,
-    gamma: float | None = None,
+    gamma: float | Tensor | None = None,
     key_padding_mask: Tensor | None = None,
     w_q: Tensor | None = None,
     norm_weight: Tensor | None = None,
@@ -621,7 +621,7 @@ def fused_inducing_attention(
         norm_weight,
         norm_bias,
         key_padding_mask,
-        float(gamma or 1.0),
+        library.as_gamma(gamma),
         float(norm_eps),
         u is not None,
     )
@@ -634,7 +634,7 @@ def fused_factored_attention(
     c: Tensor,
     z: Tensor | None = None,
     u: Tensor | None = None,
-    gamma: float | None = None,
+    gamma: float | Tensor | None = None,
     key_padding_mask: Tensor | None = None,
 ) -> Tensor:
     """``O = Σ_j softmax(z ⊙ A_j xᵀ) x C_j`` from given factors on the fused kernels.
@@ -658,7 +658,7 @@ def fused_factored_attention(
         None,
         None,
         key_padding_mask,
-        float(gamma or 1.0),
+        library.as_gamma(gamma),
         1e-5,
         u is not None,
     )

@@ -12,6 +12,9 @@ backward op. The ops are opaque to the tracers, so a compiled graph calls the ke
     apem_kernels::inducing_attention_backward(dy, x, ..., mask, lse, gamma, eps, gate_is_u)
         -> [dx, dgate, da, dc, dinducing, dnorm_weight, dnorm_bias]
 
+γ is a one-element tensor argument (a model's step buffer can feed it), read to the host only
+inside the op, so a compiled graph neither breaks at it nor recompiles as it changes.
+
 The backward op returns an empty tensor for an absent input's gradient (an op's outputs are
 tensors); the autograd formula turns those into None. ``tests/apem_kernels/ops/test_library.py``
 runs ``torch.library.opcheck`` on every op.
@@ -27,24 +30,24 @@ from apem_kernels.ops import smooth_step as smooth_step_op
 
 
 @torch.library.custom_op("apem_kernels::smooth_step", mutates_args=())
-def smooth_step(u: Tensor, gamma: float) -> Tensor:
-    """f_D(u; gamma): u any shape -> u's shape and dtype."""
-    return smooth_step_op._forward(u, gamma)
+def smooth_step(u: Tensor, gamma: Tensor) -> Tensor:
+    """f_D(u; gamma): u any shape -> u's shape and dtype; gamma a one-element tensor."""
+    return smooth_step_op._forward(u, float(gamma))
 
 
 @smooth_step.register_fake
-def _(u: Tensor, gamma: float) -> Tensor:
+def _(u: Tensor, gamma: Tensor) -> Tensor:
     return u.new_empty(u.shape)
 
 
 @torch.library.custom_op("apem_kernels::smooth_step_backward", mutates_args=())
-def smooth_step_backward(u: Tensor, grad_out: Tensor, gamma: float) -> Tensor:
+def smooth_step_backward(u: Tensor, grad_out: Tensor, gamma: Tensor) -> Tensor:
     """``grad_out * f_D'(u; gamma)`` in u's shape and dtype."""
-    return smooth_step_op._backward(u, grad_out, gamma)
+    return smooth_step_op._backward(u, grad_out, float(gamma))
 
 
 @smooth_step_backward.register_fake
-def _(u: Tensor, grad_out: Tensor, gamma: float) -> Tensor:
+def _(u: Tensor, grad_out: Tensor, gamma: Tensor) -> Tensor:
     return u.new_empty(u.shape)
 
 
@@ -72,16 +75,17 @@ def inducing_attention(
     norm_weight: Tensor | None,
     norm_bias: Tensor | None,
     mask: Tensor | None,
-    gamma: float,
+    gamma: Tensor | None,
     eps: float,
     gate_is_u: bool,
 ) -> tuple[Tensor, Tensor]:
     """(out (B, K, d), lse (B, M, K)); the arguments of ``inducing_attention._forward``: x
     (B, N, d); gate z or u (B, K) or None; a (M, K, d), c (M, d, d) in the accumulator dtype;
     inducing, norm_weight, norm_bias for the fused residual + LayerNorm, or None; mask (B, N)
-    bool or None; gamma (with u), eps (with the norm); gate_is_u: the gate is u."""
+    bool or None; gamma a one-element tensor (with u) or None, eps (with the norm); gate_is_u:
+    the gate is u."""
     return attention_op._forward(
-        x, gate, a, c, inducing, norm_weight, norm_bias, mask, gamma, eps, gate_is_u
+        x, gate, a, c, inducing, norm_weight, norm_bias, mask, _host(gamma), eps, gate_is_u
     )
 
 
@@ -104,14 +108,15 @@ def inducing_attention_backward(
     norm_bias: Tensor | None,
     mask: Tensor | None,
     lse: Tensor,
-    gamma: float,
+    gamma: Tensor | None,
     eps: float,
     gate_is_u: bool,
 ) -> list[Tensor]:
     """[dx, dgate, da, dc, dinducing, dnorm_weight, dnorm_bias], empty where absent."""
     grads = attention_op._backward(
-        dy, x, gate, a, c, inducing, norm_weight, norm_bias, mask, lse, gamma, eps, gate_is_u
-    )
+        dy, x, gate, a, c, inducing, norm_weight, norm_bias, mask, lse, _host(gamma), eps,
+        gate_is_u,
+    )  # fmt: skip
     return [x.new_empty(0) if g is None else g for g in grads]
 
 
@@ -119,6 +124,19 @@ def inducing_attention_backward(
 def _(dy, x, gate, a, c, inducing, norm_weight, norm_bias, mask, lse, gamma, eps, gate_is_u):
     shaped = (x, gate, a, c, inducing, norm_weight, norm_bias)
     return [x.new_empty(0) if t is None else t.new_empty(t.shape) for t in shaped]
+
+
+def as_gamma(gamma: float | Tensor | None) -> Tensor | None:
+    """γ as the ops take it: a 0-dim tensor (a python number becomes a float64 CPU one)."""
+    if gamma is None or isinstance(gamma, Tensor):
+        return gamma
+    return torch.tensor(float(gamma), dtype=torch.float64)
+
+
+def _host(gamma: Tensor | None) -> float:
+    """γ for a kernel launch (the launch reads it, one device sync for a CUDA tensor); 1.0 when
+    absent (the kernel ignores it then)."""
+    return 1.0 if gamma is None else float(gamma)
 
 
 def _attention_setup(ctx, inputs, output) -> None:

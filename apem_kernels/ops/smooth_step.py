@@ -103,15 +103,15 @@ def _backward(u: Tensor, grad_out: Tensor, gamma: float) -> Tensor:
     )
 
 
-def fused_smooth_step(u: Tensor, gamma: float) -> Tensor:
+def fused_smooth_step(u: Tensor, gamma: float | Tensor) -> Tensor:
     """f_D(u; gamma) through the Triton kernels (the ``apem_kernels::smooth_step`` op). u: any
-    shape, fp16/bf16/fp32/fp64; gamma > 0; differentiable in u.
+    shape, fp16/bf16/fp32/fp64; gamma > 0, a number or a one-element tensor; differentiable in u.
 
     Assumes validated inputs (``apem_kernels.functional.smooth_step`` validates).
     """
     from apem_kernels.ops import library
 
-    return library.smooth_step(u, gamma)
+    return library.smooth_step(u, library.as_gamma(gamma))
 
 
 def compile_specs() -> list[KernelSpec]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch._dynamo.testing import CompileCounterWithBackend
 
-from apem_kernels import InducingAttention
+from apem_kernels import InducingAttention, reference
 from apem_kernels.ops import library
 from apem_kernels.ops.inducing_attention import batch_shared_factors
 
@@ -21,9 +22,10 @@ def rand(device, *shape, requires_grad=True, dtype=torch.float64):
 @pytest.mark.parametrize("shape", [(7,), (2, 3, 5), (0, 4)])
 def test_smooth_step_ops(shape, kernel_device):
     u = rand(kernel_device, *shape)
-    torch.library.opcheck(library.smooth_step, (u, 0.75))
+    gamma = torch.tensor(0.75, dtype=torch.float64, device=kernel_device)
+    torch.library.opcheck(library.smooth_step, (u, gamma))
     grad = rand(kernel_device, *shape, requires_grad=False)
-    torch.library.opcheck(library.smooth_step_backward, (u.detach(), grad, 0.75))
+    torch.library.opcheck(library.smooth_step_backward, (u.detach(), grad, gamma))
 
 
 def attention_args(device, gate: str, norm: bool, masked: bool, batch: int = B):
@@ -46,7 +48,7 @@ def attention_args(device, gate: str, norm: bool, masked: bool, batch: int = B):
         rand(device, D) if norm else None,
         rand(device, D) if norm else None,
         mask,
-        0.75,
+        torch.tensor(0.75, dtype=torch.float64, device=device) if gate == "u" else None,
         1e-5,
         gate == "u",
     )
@@ -102,10 +104,17 @@ def test_export_and_fullgraph_compile_see_one_opaque_op(kernel_device):
     assert torch.ops.apem_kernels.inducing_attention.default in ops
     torch.testing.assert_close(program.module()(x, u), module(x, u=u, gamma=0.75))
 
+    # γ as a tensor (a model's step buffer) changes every step without a recompile.
+    counter = CompileCounterWithBackend("aot_eager")
     compiled = torch.compile(
-        lambda x: module(x, u=u, gamma=0.75).sum(), fullgraph=True, backend="aot_eager"
+        lambda x, gamma: module(x, u=u, gamma=gamma).sum(), fullgraph=True, backend=counter
     )
     x.requires_grad_()
-    (grad,) = torch.autograd.grad(compiled(x), x)
-    (want,) = torch.autograd.grad(module(x, u=u, gamma=0.75).sum(), x)
-    torch.testing.assert_close(grad, want)
+    compiled_once = None
+    for step in range(10):
+        gamma = reference.gamma_schedule(torch.tensor(step * 5_000, device=kernel_device))
+        (grad,) = torch.autograd.grad(compiled(x, gamma), x)
+        (want,) = torch.autograd.grad(module(x, u=u, gamma=gamma).sum(), x)
+        torch.testing.assert_close(grad, want)
+        compiled_once = compiled_once or counter.frame_count
+    assert counter.frame_count == compiled_once

@@ -44,6 +44,7 @@ from apem.train.checkpoint import (
     warn_if_stale_best,
 )
 from apem.train.compare import run_directory
+from apem.train.diagnostics import diagnose, diagnostics_table
 from apem.train.distributed import init_from_environment, leave, world
 from apem.train.loggers import CSVLogger, RunLogger, TensorBoardLogger
 from apem.train.optim import LR_SCHEDULES, OPTIMIZERS
@@ -307,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help='TensorBoard event files here (pip install "apem[tensorboard]")',
     )
+    train.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="APEM: per-layer attention entropy, selector spread and representation variance "
+        "on a validation subsample, before and after training",
+    )
     _add_device_argument(train)
     _add_data_arguments(train, "synthetic")
     _add_training_arguments(train)
@@ -536,6 +543,8 @@ def _run_train(args: argparse.Namespace) -> int:
     splits = _load(spec)
     seed_everything(args.seed)
     model = _build(args.model, splits, _hparams(args, args.model))
+    if args.diagnostics and not hasattr(model, "trace"):
+        raise UsageError(f"--diagnostics inspects APEM's attention; {args.model} has none")
     config = _train_config(args, spec, args.seed, out)
     resume_from = Path(out) / LAST if args.resume else None
     main = world()[0] == 0  # under torchrun, rank 0 alone writes and prints
@@ -543,6 +552,9 @@ def _run_train(args: argparse.Namespace) -> int:
         for path in replaced:
             path.unlink()
         print(_describe(spec, splits))
+    before = (
+        diagnose(model, splits.valid) if main and args.diagnostics and not args.resume else None
+    )
     with _run_loggers(args) as loggers:
         result = fit(
             model, splits, config, resume_from=resume_from, metadata={"data": spec},
@@ -550,6 +562,7 @@ def _run_train(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if not main:
         return 0
+    after = diagnose(model, splits.valid) if args.diagnostics else None
     oracle = oracle_metrics(splits.test)
     print(
         f"\n{args.model}: best epoch {result.best_epoch:g} of {len(result.history)} validations, "
@@ -557,6 +570,10 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     print(f"test split at the best epoch (checkpoint {Path(out) / 'best.pt'}):")
     print(metrics_table(result.test, oracle))
+    for moment, layers in (("initialisation", before), ("the best epoch", after)):
+        if layers is not None:
+            print(f"\nattention diagnostics at {moment} (validation subsample):")
+            print(diagnostics_table(layers))
     if args.json:
         payload = {
             "model": args.model,
@@ -574,6 +591,11 @@ def _run_train(args: argparse.Namespace) -> int:
             "history": result.history,
             "checkpoint": str(Path(out) / "best.pt"),
         }
+        if after is not None:
+            payload["diagnostics"] = {
+                "initialisation": None if before is None else [d.to_dict() for d in before],
+                "trained": [d.to_dict() for d in after],
+            }
         write_json(args.json, payload)
     return 0
 

@@ -170,3 +170,32 @@ def factored_inducing_attention(
         probs = probs.masked_fill(all_padded[:, None, None, None], 0.0)
     heads = torch.einsum("bmkn,bne->bmke", probs, x)  # (B, M, K, d_in)
     return torch.einsum("bmke,meo->bko", heads, c)
+
+
+def attention_weights(
+    x: Tensor,
+    inducing: Tensor,
+    w_k: Tensor,
+    num_heads: int,
+    z: Tensor | None = None,
+    key_padding_mask: Tensor | None = None,
+    w_q: Tensor | None = None,
+) -> Tensor:
+    """The softmax weights of :func:`inducing_attention`, per head: -> (B, M, K, N).
+
+    ``softmax(Q̂_j K_jᵀ / sqrt(d_h))`` over the N keys; padded keys get weight 0 and a row whose
+    keys are all padded is all zeros (it attends to nothing).
+    """
+    b, n, d = x.shape
+    q = inducing_queries(inducing, z, b)
+    if w_q is not None:
+        q = F.linear(q, w_q)
+    d_h = d // num_heads
+    q = q.reshape(b, -1, num_heads, d_h).transpose(1, 2)  # (B, M, K, d_h)
+    k = F.linear(x, w_k).reshape(b, n, num_heads, d_h).transpose(1, 2)  # (B, M, N, d_h)
+    scores = q @ k.transpose(-1, -2) / d_h**0.5  # (B, M, K, N)
+    if key_padding_mask is None:
+        return scores.softmax(dim=-1)
+    scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+    weights = scores.softmax(dim=-1)
+    return weights.nan_to_num(0.0)

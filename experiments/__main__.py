@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 
 from apem.train.report import write_json
-from experiments.comparison import run_comparison
+from experiments.comparison import merge_comparisons, run_comparison
 from experiments.datasets import DATASETS
 from experiments.efficiency import run_efficiency
 from experiments.environment import provenance
@@ -25,8 +26,13 @@ from experiments.presets import MODELS, PRESETS, first_points
 from experiments.render import render
 from experiments.selector import run_selector
 
-EXPERIMENTS = ("models", "ablations", "selector", "efficiency")
-DEFAULT_DATASET = {"models": "census", "ablations": "census", "selector": "census"}
+EXPERIMENTS = ("models", "ablations", "departures", "selector", "efficiency")
+DEFAULT_DATASET = {
+    "models": "census",
+    "ablations": "census",
+    "departures": "census",
+    "selector": "census",
+}
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -47,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one experiment and re-render the results page")
     run.add_argument("name", choices=EXPERIMENTS)
     run.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    run.add_argument("--dataset", choices=DATASETS, help="models/ablations/selector only")
+    run.add_argument("--dataset", choices=DATASETS, help="all but efficiency")
     run.add_argument("--out", default="docs/results", help="folder of the JSON and PNG files")
     run.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
     run.add_argument(
@@ -61,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("all", "first"),
         default="all",
         help="first: train only the first point of every grid (the defaults) to fit a budget",
+    )
+    run.add_argument(
+        "--merge",
+        action="store_true",
+        help="models/ablations: add (or replace) these rows in the existing JSON instead of "
+        "writing a new one (same dataset, rows and seeds)",
     )
     page = commands.add_parser("render", help="write OUT.md from the JSON files in OUT")
     page.add_argument("--out", default="docs/results")
@@ -100,6 +112,13 @@ def run_experiment(args: argparse.Namespace, argv: Sequence[str] | None) -> Path
         **payload,
     }
     path = Path(args.out) / f"{tag}.json"
+    if args.merge:
+        if args.name in ("selector", "efficiency") or not path.exists():
+            raise SystemExit(f"--merge adds rows to an existing comparison JSON; no {path}")
+        try:
+            payload = merge_comparisons(json.loads(path.read_text()), payload)
+        except ValueError as error:
+            raise SystemExit(f"{path}: {error}") from None
     write_json(path, payload, indent=1)
     return path
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from apem.train import TrainConfig, oracle_metrics
+from apem.train import Comparison, TrainConfig, oracle_metrics
 from experiments.datasets import DESCRIPTIONS, load_dataset
-from experiments.presets import Preset
+from experiments.presets import ROWS, Preset
 from experiments.runner import Variant, run_variants
 
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -17,18 +17,36 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
+# The default's departures from the paper, each reverted on its own, and the paper variant
+# (all of them reverted): the measured gain of each departure.
+DEPARTURES: dict[str, dict[str, Any]] = {
+    "apem": {},
+    "apem w/o input norm": {"input_norm": False},
+    "apem w/o score scale": {"score_scale": False},
+    "apem w/ xavier init": {"init": "xavier"},
+    "apem w/ towers on T only": {"tower_input": "task"},
+    "apem w/o output prior": {"output_prior": False},
+    "apem_paper": {"variant": "paper"},
+}
+SWITCHES = {"ablations": ABLATIONS, "departures": DEPARTURES}
+
+
 def model_variants(preset: Preset) -> list[Variant]:
-    """Table 3's rows: every model of the preset, each with its grid."""
-    return [
-        Variant(m, m, preset.apem if m == "apem" else {}, preset.grid[m]) for m in preset.models
-    ]
+    """Table 3's rows: every row of the preset, each with its registry model's grid."""
+    variants = []
+    for label in preset.models:
+        model, fixed = ROWS[label]
+        fixed = {**(preset.apem if model == "apem" else {}), **fixed}
+        variants.append(Variant(label, model, fixed, preset.grid[model]))
+    return variants
 
 
-def ablation_variants(preset: Preset) -> list[Variant]:
-    """Table 4's rows: APEM and its three ablations, all searched over APEM's grid."""
+def ablation_variants(preset: Preset, switches: dict[str, dict[str, Any]]) -> list[Variant]:
+    """APEM with each of ``switches`` (Table 4's ablations, or the default's departures from
+    the paper), all searched over APEM's grid."""
     return [
         Variant(label, "apem", {**preset.apem, **switch}, preset.grid["apem"])
-        for label, switch in ABLATIONS.items()
+        for label, switch in switches.items()
     ]
 
 
@@ -38,8 +56,12 @@ def train_config(preset: Preset) -> TrainConfig:
 
 
 def run_comparison(experiment: str, dataset: str, preset: Preset) -> dict[str, Any]:
-    """Run ``experiment`` ("models" or "ablations") on ``dataset``; a JSON-ready payload."""
-    variants = model_variants(preset) if experiment == "models" else ablation_variants(preset)
+    """Run ``experiment`` ("models", "ablations" or "departures") on ``dataset``; a JSON-ready
+    payload."""
+    if experiment == "models":
+        variants = model_variants(preset)
+    else:
+        variants = ablation_variants(preset, SWITCHES[experiment])
     rows = preset.census_rows if dataset == "census" else preset.rows[dataset]
     splits = load_dataset(dataset, rows)
     train = train_config(preset)
@@ -64,3 +86,28 @@ def run_comparison(experiment: str, dataset: str, preset: Preset) -> dict[str, A
         "oracle": None if oracle is None else oracle.to_dict(),
         "comparison": outcome.comparison.to_dict(),
     }
+
+
+def merge_comparisons(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` (a payload of ``run_comparison`` and its provenance) with the rows of ``new``
+    added or replaced, every summary (best other model, p-value, gain) recomputed over all
+    rows; ``new``'s provenance is listed under ``"merged"``. Both must share the dataset, the
+    split sizes and the seeds (the t-tests pair runs by seed)."""
+    for key in ("experiment", "dataset"):
+        if old[key] != new[key]:
+            raise ValueError(f"cannot merge: {key} {old[key]!r} != {new[key]!r}")
+    if old["scale"]["rows"] != new["scale"]["rows"]:
+        raise ValueError(f"cannot merge: rows {old['scale']['rows']} != {new['scale']['rows']}")
+    if old["comparison"]["seeds"] != new["comparison"]["seeds"]:
+        seeds = old["comparison"]["seeds"], new["comparison"]["seeds"]
+        raise ValueError(f"cannot merge: seeds {seeds[0]} != {seeds[1]}")
+    comparison = Comparison.from_dict(old["comparison"])
+    comparison.runs.update(Comparison.from_dict(new["comparison"]).runs)
+    provenance = ("preset", "command", "machine", "torch_threads", "load_average_at_start")
+    added = {k: new[k] for k in (*provenance, "date", "wall_s")}
+    added["rows"] = [entry["model"] for entry in new["comparison"]["models"]]
+    merged = {**old, "comparison": comparison.to_dict()}
+    for key in ("grid", "fixed", "selection", "fit_seconds"):
+        merged[key] = {**old[key], **new[key]}
+    merged["merged"] = [*old.get("merged", []), added]
+    return merged

@@ -92,3 +92,25 @@ def efficiency_figure(models: list[dict[str, Any]], path: Path) -> Path:
         ax.set_xticks(list(positions))
         ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
     return _save(fig, path)
+
+
+def attention_entropy_figure(attention: dict[str, Any], path: Path) -> Path:
+    """Normalised ASRG attention entropy per layer (1 = uniform, a mean-pool), each variant at
+    initialisation and trained."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    bars = [
+        (f"{variant}, {moment}", [d["entropy"] for d in result[key]])
+        for variant, result in attention.items()
+        for moment, key in (("init", "initialisation"), ("trained", "trained"))
+    ]
+    width = 0.8 / len(bars)
+    for i, (label, values) in enumerate(bars):
+        layers = [layer + 1 + (i - (len(bars) - 1) / 2) * width for layer in range(len(values))]
+        ax.bar(layers, values, width=width, label=label, edgecolor="black", alpha=0.85)
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("normalised attention entropy")
+    ax.set_ylim(0, 1.05)
+    ax.set_xticks(range(1, len(bars[0][1]) + 1))
+    ax.legend(fontsize=7, loc="lower left")
+    return _save(fig, path)

@@ -10,7 +10,7 @@ from typing import Any
 
 from experiments import figures, protocol, readings
 
-ORDER = ("selector", "efficiency", "models", "ablations")
+ORDER = ("selector", "efficiency", "models", "ablations", "departures")
 DATASET_ORDER = ("census", "synthetic2", "synthetic4")
 FULL_PROTOCOL = (
     "The issue's full protocol is `--preset full`: synthetic funnels of 10^6 rows, 5 seeds, "
@@ -35,6 +35,12 @@ def _header(payload: dict[str, Any]) -> list[str]:
         f"Machine: {payload['machine']}, {payload['torch_threads']} torch thread(s), 1-minute "
         f"load average {payload['load_average_at_start']} at the start (shared CPU). "
         f"Date: {payload['date']}. Wall time: {payload['wall_s'] / 60:.1f} min.",
+        *(
+            f"Rows {', '.join(m['rows'])} added by `{m['command']}` (preset `{m['preset']}`), "
+            f"{m['machine']}, {m['torch_threads']} torch thread(s), load "
+            f"{m['load_average_at_start']}, {m['date']}, {m['wall_s'] / 60:.1f} min.  "
+            for m in payload.get("merged", [])
+        ),
         "",
     ]
 
@@ -153,7 +159,11 @@ def _ablations_section(payload: dict[str, Any], out: Path, link: str) -> list[st
     figure = figures.comparison_figure(
         payload, out / f"{payload['_tag']}.png", f"ablations, {payload['dataset']}"
     )
-    lines = [f"### APEM ablations on {payload['dataset']} (Table 4 analogue)", ""]
+    title = {
+        "ablations": "APEM ablations",
+        "departures": "The default APEM's departures from the paper, each reverted",
+    }[payload["experiment"]]
+    lines = [f"### {title} on {payload['dataset']} (Table 4 analogue)", ""]
     lines += _header(payload) + [_scale(payload), ""]
     lines += _comparison_table(payload, "apem")
     lines += [
@@ -164,7 +174,8 @@ def _ablations_section(payload: dict[str, Any], out: Path, link: str) -> list[st
         "",
     ]
     lines += _grid(payload)
-    lines += ["Reading:", ""] + [f"- {line}" for line in readings.ablations_reading(payload)]
+    reading = readings.ablations_reading(payload, verdict=payload["experiment"] == "ablations")
+    lines += ["Reading:", ""] + [f"- {line}" for line in reading]
     return lines + [""]
 
 
@@ -203,7 +214,40 @@ def _selector_section(payload: dict[str, Any], out: Path, link: str) -> list[str
         "",
         *(f"- {line}" for line in readings.selector_reading(rates)),
         "",
+        *_attention_lines(payload, out, link),
     ]
+
+
+def _attention_lines(payload: dict[str, Any], out: Path, link: str) -> list[str]:
+    """The attention diagnostics of the default and the paper variant, with their figure."""
+    attention = payload.get("attention")
+    if not attention:
+        return []
+    figure = figures.attention_entropy_figure(attention, out / "attention-entropy.png")
+    lines = [
+        "**Does the attention do its job?** `apem.train.diagnostics` on the validation split "
+        "(4,096 samples), at initialisation and at the best epoch, for the default and the "
+        "paper variant (same seed): normalised attention entropy (1 = uniform, a mean-pool), "
+        "the selector's z spread across samples, and the share of Y's variance between samples.",
+        "",
+        "| variant | moment | entropy per layer | z std per layer | Y between-sample share "
+        "| test AUC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, result in attention.items():
+        for moment, key in (("initialisation", "initialisation"), ("trained", "trained")):
+            layers = result[key]
+            auc = ", ".join(f"{k} {v:.4f}" for k, v in result["test_auc"].items())
+            lines.append(
+                f"| {variant} | {moment} | "
+                + " / ".join(f"{d['entropy']:.3f}" for d in layers)
+                + " | "
+                + " / ".join(_num(d["z_std"], ".3f") for d in layers)
+                + " | "
+                + " / ".join(f"{d['y_between']:.3f}" for d in layers)
+                + f" | {auc if key == 'trained' else '-'} |"
+            )
+    return lines + ["", f"![attention entropy]({link}/{figure.name})", ""]
 
 
 def _efficiency_section(payload: dict[str, Any], out: Path, link: str) -> list[str]:
@@ -236,6 +280,7 @@ def _efficiency_section(payload: dict[str, Any], out: Path, link: str) -> list[s
 SECTIONS = {
     "models": _models_section,
     "ablations": _ablations_section,
+    "departures": _ablations_section,
     "selector": _selector_section,
     "efficiency": _efficiency_section,
 }

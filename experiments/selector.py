@@ -1,5 +1,6 @@
-"""Figure 5 (the smooth step f_D at three training steps) and Figure 7a (per-sample selection
-rates of a trained APEM on the test split).
+"""Figure 5 (the smooth step f_D at three training steps), Figure 7a (per-sample selection
+rates of a trained APEM on the test split) and the attention diagnostics of the default and
+the paper variant before and after training.
 
 The selection rate of a sample is the share of its K inducing points with ``z = 1``, i.e.
 ``u >= γ/2`` for the selector output ``u`` (DESIGN.md §2). ``u`` is read with a forward hook
@@ -8,14 +9,16 @@ on each ASRG layer's ``selector`` module, so ``apem/*`` is untouched.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import torch
 
-from apem.data import BatchLoader, FunnelData
-from apem.models import APEM
-from apem.train import TrainConfig
+from apem.data import BatchLoader, FunnelData, FunnelSplits
+from apem.models import APEM, build_model
+from apem.train import TrainConfig, seed_everything
+from apem.train.diagnostics import diagnose
 from apem_kernels import gamma_schedule, smooth_step
 from experiments.comparison import train_config
 from experiments.datasets import DESCRIPTIONS, load_dataset
@@ -93,26 +96,53 @@ def selection_rates(outputs: list[np.ndarray], gamma: float) -> dict[str, Any]:
     }
 
 
+def attention_diagnostics(
+    splits: FunnelSplits, train: TrainConfig, seed: int, hparams: dict[str, Any]
+) -> dict[str, Any]:
+    """``apem.train.diagnostics`` of APEM with ``hparams`` on the validation split, at
+    initialisation and after ``fit_seed`` (which rebuilds the same initial model)."""
+    seed_everything(seed)
+    before = diagnose(build_model("apem", splits.schema, **hparams), splits.valid)
+    model, result, wall = train_once("apem", hparams, splits, train, seed)
+    return {
+        "hparams": hparams,
+        "initialisation": [d.to_dict() for d in before],
+        "trained": [d.to_dict() for d in diagnose(model, splits.valid)],
+        "test_auc": result.test.auc,
+        "fit_seconds": wall,
+    }
+
+
 def run_selector(dataset: str, preset: Preset) -> dict[str, Any]:
     """Figure 5's curves, then APEM trained on ``dataset`` (first seed, the preset's fixed
-    APEM hyper-parameters, no grid) and its selection rates on the test split."""
+    APEM hyper-parameters, no grid) and its selection rates on the test split. γ follows the
+    run-length schedule, so the gate is the paper's hard 0/1 one by the end of the run,
+    as after the paper's 50,000 steps (the preset's runs are far shorter)."""
     rows = preset.census_rows if dataset == "census" else preset.rows[dataset]
     splits = load_dataset(dataset, rows)
-    train: TrainConfig = train_config(preset)
+    train: TrainConfig = dataclasses.replace(train_config(preset), patience=0)
     seed = preset.seeds[0]
-    model, result, wall = train_once("apem", dict(preset.apem), splits, train, seed)
+    hparams = {**preset.apem, "gamma_schedule": "run"}
+    model, result, wall = train_once("apem", hparams, splits, train, seed)
     outputs = selector_outputs(model, splits.test)
+    attention = {
+        variant: attention_diagnostics(
+            splits, train_config(preset), seed, {**preset.apem, "variant": variant}
+        )
+        for variant in ("default", "paper")
+    }
     return {
         "dataset": dataset,
         "description": DESCRIPTIONS[dataset],
         "figure5": smooth_step_curves(),
         "figure7a": {
             "seed": seed,
-            "hparams": dict(preset.apem),
+            "hparams": hparams,
             "train_steps": int(model.step),
             "fit_seconds": wall,
             "test_auc": result.test.auc,
             "test_rows": len(splits.test),
             **selection_rates(outputs, model.gamma),
         },
+        "attention": attention,
     }

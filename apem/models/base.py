@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from apem.data.batching import Batch
-from apem.data.schema import Schema
+from apem.data.schema import FunnelData, Schema
 from apem.nn import FieldEmbedding, check_labels, step_bce
 from apem.nn.checks import positive_int
 from apem.nn.checks import step_weights as check_step_weights
@@ -79,6 +79,12 @@ class FunnelModel(nn.Module, ABC):
     def embed(self, ids: Tensor, dense: Tensor | None) -> Tensor:
         """ids (B, F), dense (B, num_dense) or None -> field embeddings (B, F + num_dense, d)."""
         return self.embedding(ids, dense)
+
+    def prepare_fit(self, train: FunnelData, total_steps: int) -> None:
+        """Called by ``apem.train.fit`` before a run's first step, with the training split and
+        the run's planned optimiser steps: data-dependent initialisation and schedules that
+        follow the run's length go here (a resumed run then restores the checkpoint's state).
+        Nothing by default."""
 
     @abstractmethod
     def logits(self, ids: Tensor, dense: Tensor | None = None) -> Tensor:

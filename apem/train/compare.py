@@ -12,10 +12,16 @@ from typing import Any
 
 from apem.data.schema import FunnelSplits
 from apem.models import FunnelModel, build_model
+from apem.train.metrics import FunnelMetrics
 from apem.train.stats import paired_t_test
 from apem.train.trainer import FitResult, TrainConfig, fit, seed_everything
 
 REFERENCE_MODEL = "single_task"
+
+
+def _number(value: float | None) -> float:
+    """A JSON value back to a float: None (an undefined metric) is NaN."""
+    return math.nan if value is None else float(value)
 
 
 @dataclass
@@ -41,12 +47,45 @@ class ModelSummary:
 
 
 @dataclass
+class RunRecord:
+    """What a comparison keeps of a finished run (a ``FitResult`` serves as well)."""
+
+    test: FunnelMetrics
+    samples_per_s: float
+    best_epoch: float
+
+
+@dataclass
 class Comparison:
     """Runs of ``models`` x ``seeds``: ``runs[model][i]`` was trained with ``seeds[i]``."""
 
     steps: tuple[str, ...]
     seeds: tuple[int, ...]
-    runs: dict[str, list[FitResult]]
+    runs: dict[str, list[FitResult | RunRecord]]
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> Comparison:
+        """The comparison that ``to_dict`` wrote (runs as ``RunRecord``), e.g. to add models."""
+        steps = tuple(payload["steps"])
+        runs = {}
+        for entry in payload["models"]:
+            runs[entry["model"]] = [
+                RunRecord(
+                    test=FunnelMetrics(
+                        steps=steps,
+                        auc={s: _number(entry["auc"][s][i]) for s in steps},
+                        conditional_auc={
+                            s: _number(v[i]) for s, v in entry["conditional_auc"].items()
+                        },
+                        logloss={s: _number(entry["logloss"][s][i]) for s in steps},
+                        violation_rate=entry["violation_rate"][i],
+                    ),
+                    samples_per_s=entry["samples_per_s"][i],
+                    best_epoch=entry["best_epoch"][i],
+                )
+                for i in range(len(entry["seeds"]))
+            ]
+        return cls(steps=steps, seeds=tuple(payload["seeds"]), runs=runs)
 
     def test_auc(self, model: str, step: str) -> list[float]:
         return [run.test.auc[step] for run in self.runs[model]]

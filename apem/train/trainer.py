@@ -293,6 +293,11 @@ class _Run:
         self.directory = Path(config.checkpoint_dir) if config.checkpoint_dir else None
         self.main = self.rank == 0
         model.to(self.device)
+        if hasattr(model, "prepare_fit"):
+            # Data-dependent initialisation and run-length schedules (FunnelModel.prepare_fit);
+            # every rank computes the same values; a resumed run then restores its checkpoint.
+            planned = config.epochs * math.ceil(len(splits.train) / config.batch_size)
+            model.prepare_fit(splits.train, min(planned, config.max_steps or planned))
         self.optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay)
         check_schedule(config.lr_schedule, config.warmup_steps, config.grad_clip)
         self.step = training_step(

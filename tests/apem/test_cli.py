@@ -240,3 +240,30 @@ def test_one_thread_by_default_on_two_cores_or_fewer(monkeypatch, cores, expecte
 
     monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     assert cli.default_num_threads() == expected
+
+
+def test_train_diagnostics_prints_and_stores_per_layer_statistics(tmp_path):
+    stdout = io.StringIO()
+    apem = ["--set", "num_layers=2", "--set", "num_inducing=4", "--epochs", "1"]
+    with contextlib.redirect_stdout(stdout):
+        code = main(
+            ["train", *TINY_DATA, *TINY_TRAINING, *apem, "--diagnostics"]
+            + ["--out", str(tmp_path), "--json", str(tmp_path / "result.json")]
+        )
+    assert code == 0
+    text = stdout.getvalue()
+    assert "attention diagnostics at initialisation" in text
+    assert "attention diagnostics at the best epoch" in text
+    diagnostics = json.loads((tmp_path / "result.json").read_text())["diagnostics"]
+    for moment in ("initialisation", "trained"):
+        assert [d["layer"] for d in diagnostics[moment]] == [1, 2]
+        assert 0 <= diagnostics[moment][0]["entropy"] <= 1
+
+
+def test_train_diagnostics_needs_a_model_with_attention(tmp_path, capsys):
+    code = main(
+        ["train", "--model", "esmm", *TINY_DATA, *TINY_TRAINING, "--diagnostics"]
+        + ["--out", str(tmp_path)]
+    )
+    assert code == 2
+    assert "--diagnostics inspects APEM's attention; esmm has none" in capsys.readouterr().err

@@ -112,9 +112,18 @@ def test_selector_curves_and_selection_rates(results: Path) -> None:
     rates = payload["figure7a"]
     assert sum(rates["histogram"]["counts"]) == rates["test_rows"] == 300
     assert rates["train_steps"] == 5  # 2,400 rows at batch 512, one epoch
-    assert rates["gamma"] == pytest.approx(10 - 2e-4 * 5)
+    assert rates["gamma"] == pytest.approx(1e-3)  # the run-length schedule's floor at its end
     assert len(rates["per_layer_mean_rate"]) == 2  # the smoke APEM has 2 layers
+    attention = payload["attention"]
+    assert list(attention) == ["default", "paper"]
+    for result in attention.values():
+        assert result["hparams"]["num_layers"] == 2  # the smoke APEM
+        for moment in ("initialisation", "trained"):
+            assert [d["layer"] for d in result[moment]] == [1, 2]
+            assert all(0 <= d["entropy"] <= 1 for d in result[moment])
     page = _page(results)
+    assert "Does the attention do its job?" in page
+    _assert_png(results / "attention-entropy.png")
     assert "Figure 5" in page and "Figure 7a" in page
     _assert_png(results / "figure5-smooth-step.png")
     _assert_png(results / "figure7a-selection-rates.png")
@@ -148,3 +157,27 @@ def test_variant_points_cross_the_grid_over_the_fixed_values() -> None:
         {"num_layers": 2, "dropout": 0.0, "num_inducing": 8},
         {"num_layers": 2, "dropout": 0.1, "num_inducing": 8},
     ]
+
+
+def test_merge_adds_rows_to_a_comparison_and_recomputes_the_tests(
+    results: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "models-synthetic2.json").write_bytes((results / "models-synthetic2.json").read_bytes())
+    argv = ["run", "models", "--dataset", "synthetic2", "--models", "apem_paper", "--merge"]
+    assert main([*argv, "--preset", "smoke", "--out", str(out), "--threads", "1"]) == 0
+    payload = _json(out, "models-synthetic2")
+    entries = {m["model"]: m for m in payload["comparison"]["models"]}
+    assert list(entries) == ["single_task", "esmm", "apem", "apem_paper"]
+    assert payload["fixed"]["apem_paper"]["variant"] == "paper"
+    assert (
+        entries["apem"]["auc"]
+        == _json(results, "models-synthetic2")["comparison"]["models"][2]["auc"]
+    )
+    assert entries["apem_paper"]["best_other"]["click"] in ("single_task", "esmm", "apem")
+    (merged,) = payload["merged"]
+    assert merged["rows"] == ["apem_paper"] and "--merge" in merged["command"]
+    assert "Rows apem_paper added by" in _page(out) and "apem_paper:" in _page(out)
+    with pytest.raises(SystemExit, match="seeds"):
+        main([*argv, "--preset", "smoke", "--seeds", "0", "--out", str(out), "--threads", "1"])

@@ -81,3 +81,14 @@ def test_format_table_aligns_columns():
     assert format_table(["name", "value"], [["a", "1.5"], ["long name", "10"]]) == (
         "name       value\na            1.5\nlong name     10"
     )
+
+
+def test_a_comparison_rebuilt_from_its_json_summarises_the_same(comparison):
+    payload = comparison.to_dict()
+    rebuilt = Comparison.from_dict(payload)
+    assert rebuilt.steps == STEPS and rebuilt.seeds == (0, 1, 2)
+    assert list(rebuilt.runs) == ["single_task", "esmm", "apem"]
+    assert rebuilt.to_dict() == payload
+    # More models join the rebuilt runs, and every summary is recomputed over all of them.
+    rebuilt.runs["ple"] = [result(0.70, 0.40), result(0.71, 0.41), result(0.69, 0.42)]
+    assert rebuilt.summary("apem").best_other["click"] == "ple"

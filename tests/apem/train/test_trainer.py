@@ -245,3 +245,17 @@ def test_single_class_steps_warn_and_an_empty_split_is_an_error(tiny_splits, mak
     empty = dataclasses.replace(tiny_splits.test, ids=tiny_splits.test.ids[:0])
     with pytest.raises(DataError, match="the test split has no rows"):
         fit(make_model(), FunnelSplits(tiny_splits.train, tiny_splits.valid, empty), config())
+
+
+def test_fit_prepares_the_model_with_the_training_split_and_the_planned_steps(tiny_splits):
+    seen = {}
+
+    class Recording(build_model("single_task", tiny_splits.schema).__class__):
+        def prepare_fit(self, train, total_steps):
+            seen["rows"], seen["steps"] = len(train), total_steps
+
+    model = Recording(tiny_splits.schema, embed_dim=4, tower_hidden=[8])
+    fit(model, tiny_splits, TrainConfig(epochs=3, batch_size=100, device="cpu", progress=False))
+    assert seen == {"rows": 640, "steps": 3 * 7}
+    fit(model, tiny_splits, TrainConfig(epochs=3, batch_size=100, max_steps=5, device="cpu"))
+    assert seen["steps"] == 5

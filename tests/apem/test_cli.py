@@ -261,9 +261,11 @@ def test_train_diagnostics_prints_and_stores_per_layer_statistics(tmp_path):
 
 
 def test_train_diagnostics_needs_a_model_with_attention(tmp_path, capsys):
-    code = main(
-        ["train", "--model", "esmm", *TINY_DATA, *TINY_TRAINING, "--diagnostics"]
-        + ["--out", str(tmp_path)]
-    )
-    assert code == 2
+    with pytest.raises(SystemExit) as stop:
+        main(
+            ["train", "--model", "esmm", *TINY_DATA, *TINY_TRAINING, "--diagnostics"]
+            + ["--out", str(tmp_path)]
+        )
+    assert stop.value.code == 2
     assert "--diagnostics inspects APEM's attention; esmm has none" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before anything was written

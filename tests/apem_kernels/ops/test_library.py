@@ -114,7 +114,8 @@ def test_export_and_fullgraph_compile_see_one_opaque_op(kernel_device):
     for step in range(10):
         gamma = reference.gamma_schedule(torch.tensor(step * 5_000, device=kernel_device))
         (grad,) = torch.autograd.grad(compiled(x, gamma), x)
-        (want,) = torch.autograd.grad(module(x, u=u, gamma=gamma).sum(), x)
-        torch.testing.assert_close(grad, want)
+        if step in (0, 9):  # eager runs of the interpreted kernels cost; two suffice
+            (want,) = torch.autograd.grad(module(x, u=u, gamma=gamma).sum(), x)
+            torch.testing.assert_close(grad, want)
         compiled_once = compiled_once or counter.frame_count
     assert counter.frame_count == compiled_once

@@ -60,18 +60,20 @@ def training_step(
             ``device`` is this rank's CUDA device, or None/CPU for gloo.
     """
     step: nn.Module = TrainingStep(model)
+    backend = compile_backend(compile)
+    if backend is not None:
+        step = torch.compile(step, fullgraph=True, backend=backend)
     if distributed:
+        # DDP outside the compiled module: DDP's own forward does not trace as one graph.
         on_cuda = device is not None and device.type == "cuda"
         step = DistributedDataParallel(step, device_ids=[device] if on_cuda else None)
-    backend = compile_backend(compile)
     if backend is None:
         return step
-    compiled = torch.compile(step, fullgraph=True, backend=backend)
 
     def run(batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         for tensor in (batch.ids, batch.labels, batch.dense):
             if tensor is not None:
                 torch._dynamo.maybe_mark_dynamic(tensor, 0)
-        return compiled(batch)
+        return step(batch)
 
     return run

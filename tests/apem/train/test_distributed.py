@@ -25,12 +25,12 @@ def apem(args: list[str], cwd, processes: int = 1) -> str:
     return done.stdout
 
 
-def test_two_gloo_ranks_equal_one_process_and_resume(tmp_path):
+def test_two_gloo_ranks_equal_one_process_and_resume_compiled(tmp_path):
     single = apem([*TRAIN, "--out", "single"], tmp_path)
-    # The DDP run stops at step 18 (mid-epoch) and resumes to the end.
+    # The DDP run stops at step 18 (mid-epoch) and resumes to the end, compiled.
     apem([*TRAIN, "--out", "ddp", "--max-steps", "18"], tmp_path, processes=2)
     assert load_checkpoint(tmp_path / "ddp" / "last.pt")["progress"]["step"] == 18
-    resumed = apem([*TRAIN, "--out", "ddp", "--resume"], tmp_path, processes=2)
+    resumed = apem([*TRAIN, "--out", "ddp", "--resume", "--compile", "aot_eager"], tmp_path, 2)
     assert resumed.count("test split at the best epoch") == 1  # rank 0 alone reports
     expected = load_checkpoint(tmp_path / "single" / "last.pt")
     found = load_checkpoint(tmp_path / "ddp" / "last.pt")

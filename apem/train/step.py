@@ -64,9 +64,12 @@ def training_step(
     if backend is not None:
         step = torch.compile(step, fullgraph=True, backend=backend)
     if distributed:
-        # DDP outside the compiled module: DDP's own forward does not trace as one graph.
+        # DDP outside the compiled module: DDP's own forward does not trace as one graph. Some
+        # model variants leave parameters out of the loss (e.g. APEM's unused options).
         on_cuda = device is not None and device.type == "cuda"
-        step = DistributedDataParallel(step, device_ids=[device] if on_cuda else None)
+        step = DistributedDataParallel(
+            step, device_ids=[device] if on_cuda else None, find_unused_parameters=True
+        )
     if backend is None:
         return step
 

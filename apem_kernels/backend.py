@@ -20,6 +20,16 @@ class Backend(str, Enum):
     TRITON = "triton"
     TORCH = "torch"
 
+    @classmethod
+    def parse(cls, value: Backend | str) -> Backend:
+        """``value`` (enum or its string value) as a ``Backend``, or a ValueError listing them:
+        the one check every backend argument and attribute goes through."""
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(repr(b.value) for b in cls)
+            raise ValueError(f"backend must be one of {valid}, got {value!r}") from None
+
 
 @functools.cache
 def triton_available() -> bool:
@@ -29,15 +39,6 @@ def triton_available() -> bool:
     except Exception:  # a broken driver can raise more than ImportError
         return False
     return True
-
-
-def parse_backend(value: Backend | str) -> Backend:
-    """``value`` (enum or its string value) as a ``Backend``, or a ValueError listing them."""
-    try:
-        return Backend(value)
-    except ValueError:
-        valid = ", ".join(repr(b.value) for b in Backend)
-        raise ValueError(f"backend must be one of {valid}, got {value!r}") from None
 
 
 class BackendChoice:
@@ -50,12 +51,12 @@ class BackendChoice:
 
     @backend.setter
     def backend(self, value: Backend | str) -> None:
-        self._backend = parse_backend(value)
+        self._backend = Backend.parse(value)
 
 
 def resolve_backend(backend: Backend | str, *tensors: torch.Tensor) -> Backend:
     """Turn ``backend`` (enum or its string value) into TRITON or TORCH for these tensors."""
-    choice = parse_backend(backend)
+    choice = Backend.parse(backend)
     if choice is Backend.AUTO:
         on_cuda = any(t.is_cuda for t in tensors)
         return Backend.TRITON if on_cuda and triton_available() else Backend.TORCH

@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from apem_kernels import reference
+from apem_kernels import eager, reference
 from apem_kernels.backend import Backend, resolve_backend
-from apem_kernels.ops.utils import interpreting, tracing
+from apem_kernels.ops.utils import fused_supports, interpreting, tracing
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -189,19 +189,17 @@ def _check_gate_and_mask(
     return None if gamma is None else _gamma(gamma)
 
 
-# The widest d the fused attention kernels are built for (one tile holds a whole row).
-MAX_FUSED_DIM = 256
-
-
-def _attention_backend(backend: Backend | str, x: Tensor, dim: int) -> Backend:
-    """``_resolve`` for attention: ``auto`` takes torch when the kernels' width d is wider than
-    their tiles, an explicit ``triton`` is an error there."""
+def _attention_backend(backend: Backend | str, x: Tensor, dim: int, num_heads: int) -> Backend:
+    """``_resolve`` for attention: ``auto`` takes torch where the kernels' tiles do not fit the
+    width d and the heads (``fused_supports``), an explicit ``triton`` is an error there."""
     choice = _resolve(backend, x)
-    if choice is Backend.TRITON and dim > MAX_FUSED_DIM:
-        if Backend(backend) is Backend.AUTO:
+    if choice is Backend.TRITON and not fused_supports(dim, num_heads, x.dtype):
+        if Backend.parse(backend) is Backend.AUTO:
             return Backend.TORCH
         raise ValueError(
-            f"backend='triton' supports d <= {MAX_FUSED_DIM}, got d = {dim}; use backend='torch'"
+            f"backend='triton' supports d <= 128 (bf16/fp16: at most 2 heads at d = 128, 8 at "
+            f"d = 64; fp32/fp64: d <= 32, at most 2 heads at d = 32), got d = {dim} with "
+            f"{num_heads} heads in {x.dtype}; use backend='torch'"
         )
     return choice
 
@@ -237,13 +235,13 @@ def _attention(
     )
     num_heads = int(num_heads)
     x = _zero_padded(x, key_padding_mask)
-    if _attention_backend(backend, x, x.shape[-1]) is Backend.TORCH:
+    if _attention_backend(backend, x, x.shape[-1], num_heads) is Backend.TORCH:
         if u is not None:
             z = reference.smooth_step(u, gamma)
         args = (x, inducing, w_k, w_v, w_o, num_heads)
         if norm is None:
-            return reference.inducing_attention(*args, z, key_padding_mask, w_q)
-        return reference.inducing_attention_block(
+            return eager.inducing_attention(*args, z, key_padding_mask, w_q)
+        return eager.inducing_attention_block(
             *args, norm[0], norm[1], z, key_padding_mask, w_q, float(norm[2])
         )
     from apem_kernels.ops.inducing_attention import fused_inducing_attention
@@ -399,7 +397,7 @@ def inducing_attention_factored(
     x = _zero_padded(x, key_padding_mask)
     dim_in, dim_out = c.shape[1], c.shape[2]
     width = max(dim_in, dim_out)
-    if _attention_backend(backend, x, width) is Backend.TORCH:
+    if _attention_backend(backend, x, width, a.shape[0]) is Backend.TORCH:
         if u is not None:
             z = reference.smooth_step(u, gamma)
         return reference.factored_inducing_attention(x, a, c, z, key_padding_mask)

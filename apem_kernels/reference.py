@@ -50,7 +50,7 @@ def smooth_step(u: Tensor, gamma: float | Tensor) -> Tensor:
     return out.to(u.dtype)
 
 
-def _attention_scores_to_output(
+def attention_core(
     q: Tensor, k: Tensor, v: Tensor, num_heads: int, key_padding_mask: Tensor | None
 ) -> Tensor:
     """Multi-head attention core: q (B, K, d), k and v (B, N, d) -> heads concatenated (B, K, d).
@@ -112,9 +112,7 @@ def inducing_attention(
     q = inducing_queries(inducing, z, x.shape[0])
     if w_q is not None:
         q = F.linear(q, w_q)
-    heads = _attention_scores_to_output(
-        q, F.linear(x, w_k), F.linear(x, w_v), num_heads, key_padding_mask
-    )
+    heads = attention_core(q, F.linear(x, w_k), F.linear(x, w_v), num_heads, key_padding_mask)
     return F.linear(heads, w_o)
 
 

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The prepared GPU run: the tests with compiled kernels, then the benchmark suite, in 8 minutes.
+# The prepared first GPU run, for a 15-minute device budget (1-3 min of it the machine's start):
+# about 7 minutes, each step with its own end.
 #
 #   benchmarks/gpu.sh OUT_DIR
 #
 # Needs a CUDA GPU and python3 with torch, triton, pytest, pytest-benchmark and matplotlib; no
-# network. Writes into OUT_DIR: env.txt, install.log, one .log per step, the pytest-benchmark
-# JSON of each benchmark step, bench.md and bench.png; prints the short table last.
-#
+# network. Steps, in order of what a run must not miss:
+#   preflight (~20 s)    nvidia-smi, versions, imports       -> env.txt
+#   warm (<= 100 s)      the Triton cache, one process per dtype, in parallel
+#   correctness (<= 90 s) benchmarks/gpu_check.py: B = 65,536 against float64, poisoned outputs,
+#                        bit-identical reruns, all-padded rows -> correctness.jsonl; a failure
+#                        skips the timings
+#   headline (<= 150 s)  paper-shape block fwd and fwd+bwd, bf16 and fp32, batch 32,768 / 65,536 /
+#                        262,144: triton, eager, compile, sdpa -> kernels_headline.json
+#   models (<= 60 s)     one training step and inference of every model at batch 65,536
+#   render               bench.md, bench.png, the short table
 # Each step ends by a fixed second of the run (CHECKPOINTS below). Benchmark cases past their
 # step's end skip (APEM_BENCH_DEADLINE), so pytest still writes its JSON; a step still running
 # GRACE seconds later gets SIGINT (pytest stops and writes what it has) and then SIGKILL.
@@ -59,16 +67,19 @@ bench() { # bench NAME END_SECOND PYTEST_ARGS...: one benchmark step writing NAM
     --benchmark-columns=median,rounds,iterations "$@"
 }
 
-# The ahead-of-time compile test is left out: on a GPU every kernel compiles for real.
-step tests 160 "$py" -m pytest tests -q -p no:cacheprovider \
-  --ignore=tests/apem_kernels/test_aot_compile.py
-bench kernels_headline 270 benchmarks/test_bench_kernels.py -k "block and paper"
-bench models 345 benchmarks/test_bench_models.py
-bench kernels_rest 425 benchmarks/test_bench_kernels.py -k "not (block and paper)"
-bench data 440 benchmarks/test_bench_data.py
+step warm 120 bash -c 'for dt in bf16 fp16 fp32; do "$0" -m benchmarks.gpu_check --warm $dt & done;
+wait' "$py"
+step correctness 210 "$py" -m benchmarks.gpu_check "$out"
+if [ "$(grep -c '"ok": false' "$out/correctness.jsonl" 2>/dev/null)" != 0 ]; then
+  echo "correctness failed (see correctness.jsonl and correctness.log): no timings"
+  exit 1
+fi
+bench kernels_headline 360 benchmarks/test_bench_kernels.py \
+  -k "block and paper and (32768 or 65536 or 262144) and (triton or eager or compile or sdpa)"
+bench models 420 benchmarks/test_bench_models.py -k "65536"
 
 echo "== render: $(($(date +%s) - start)) s into the run"
 timeout 30 "$py" -m benchmarks.render "$out"/*.json --out "$out" \
   >"$out/short.txt" 2>"$out/render.log" || echo "render failed: $(tail -n 3 "$out/render.log")"
-echo "== done in $(($(date +%s) - start)) s; tests: $(tail -n 1 "$out/tests.log")"
+echo "== done in $(($(date +%s) - start)) s; correctness: $(grep -c '"ok": true' "$out/correctness.jsonl") ok"
 cat "$out/short.txt"

@@ -91,3 +91,28 @@ def test_model(benchmark, device, name, backend, phase, batch):
         params=sum(p.numel() for p in parameters),
         params_mb=sum(p.numel() * p.element_size() for p in parameters) / harness.BYTES_PER_MB,
     )
+
+
+@pytest.mark.parametrize("arrangement", ("reference", "eager"))
+def test_apem_torch_backend_arrangement(benchmark, device, monkeypatch, arrangement):
+    """A/B of APEM's training step on the torch backend at batch 1,024: the reference's
+    composition against ``apem_kernels.eager``'s (same math), in one run."""
+    import apem_kernels.functional
+    from apem_kernels import reference
+
+    if arrangement == "reference":
+        monkeypatch.setattr(apem_kernels.functional, "eager", reference)
+    model = build_model("apem", SCHEMA, backend="torch").to(device)
+    batch = 1_024
+    benchmark.group = f"apem torch backend train batch={batch}"
+    harness.measure(
+        benchmark,
+        _work(model, _random_batch(batch, device), "train"),
+        device=device,
+        samples=batch,
+        kind="model",
+        model="apem",
+        impl=f"torch-{arrangement}",
+        phase="train",
+        batch=batch,
+    )

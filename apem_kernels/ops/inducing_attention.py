@@ -1,4 +1,4 @@
-"""Fused masked inducing-point attention: Triton forward and backward (DESIGN.md §4.2).
+"""Fused masked inducing-point attention: Triton forward and backward (docs/design.md).
 
 Per head ``j`` (columns ``c_j`` of width ``d_h = d / M``) the batch-shared factors
 
@@ -6,26 +6,31 @@ Per head ``j`` (columns ``c_j`` of width ``d_h = d / M``) the batch-shared facto
     C_j = w_v[c_j, :].T @ w_o[:, c_j].T          (d, d)
 
 turn one sample's attention into ``R_j = A_j xᵀ``, ``P_j = masked_softmax(z ⊙ R_j)`` over the
-N keys, ``T_j = P_j x`` and ``O = Σ_j T_j C_j``. The kernels never need ``d_h``: every tile is
-(K, N or d) sized. A, C are plain differentiable torch (computed once per call), so autograd
-chains their gradients to the inducing points and weights.
+N keys, ``T_j = P_j x`` and ``O = Σ_j T_j C_j``. A, C are plain differentiable torch (computed once
+per call), so autograd chains their gradients to the inducing points and weights.
 
-Forward: each program owns whole samples (persistent grid). Per K block and head it finds the
-row logsumexp over N (saved, ``(B, M, K)``), then ``T_j`` in column chunks of width
-``BLOCK_DC`` and ``O += T_j C_j``; an optional residual + LayerNorm epilogue; ``x`` and ``z`` are
-read per sample from global memory (cache-resident), the output written once.
+The heads are stacked into one tile of ``R = BLOCK_K · HEADS`` rows (row ``k · HEADS + j`` is
+inducing point k of head j; HEADS is M padded to a power of two, the padded heads have A = C = 0),
+so every head's scores come from one ``tl.dot`` and ``O = [T_0 | T_1 | …] @ [C_0; C_1; …]`` is one
+more. A program owns one block of K rows and a strided set of samples (persistent grid sized from
+the compiled kernel's occupancy); A and C are loaded once per program (and, in the forward, I and
+the LayerNorm parameters; the backward re-reads those per sample from L1), x once per sample.
+When N fits one key tile (``SINGLE_PASS``) the softmax is computed in one pass
+(scores once per head); otherwise key tiles stream through an online softmax and the forward
+saves the row logsumexp (base 2) for the backward. Scores are in base 2: log2(e) is folded into A
+(forward) or the row scale (backward), so the exponentials are ``exp2``.
 
-Backward: recomputes ``P`` from the saved logsumexp (and ``O`` when the norm is fused). Batch-shared
-gradients (dA, dC, the residual's dI, LayerNorm weight and bias) go to per-program slots
-(``(G, ...)`` buffers, read-modify-written only by their owner) summed afterwards in torch: no
-atomics, so the backward is deterministic. ``dx`` accumulates in a float32 buffer the owner
-program read-modify-writes across K blocks and heads.
+Backward: per sample it recomputes P and T (and O for the norm), then dO, dT = dO Cᵀ, dP, dS and
+writes dx once (in x's dtype when K is one block). The batch-shared gradients (dA, dC, the
+residual's dI, the LayerNorm weight and bias) accumulate in registers over the program's samples
+and are written once per program into per-program slots summed afterwards in torch: no atomics,
+so two runs are bit-identical. With one key tile the scores are computed once; with several,
+twice (one pass for T, one for the gradients).
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass
 
 import torch
@@ -33,53 +38,92 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from apem_kernels.eager import attention_factors
 from apem_kernels.ops.smooth_step import (
     smooth_step_coefficients,
     smooth_step_slope,
     smooth_step_value,
 )
-from apem_kernels.ops.utils import TRITON_DTYPES, KernelSpec, block_size, interpreting, new_output
+from apem_kernels.ops.utils import (
+    TRITON_DTYPES,
+    KernelSpec,
+    block_size,
+    ctas_per_sm,
+    fused_supports,
+    interpreting,
+    new_output,
+)
 
-# Bytes of the largest (rows, d) operand tile; K and N tiles shrink as d and the dtype grow.
-_TILE_BYTES = 8192
-_MAX_ROWS = 64
-# Cap on the bytes of per-program gradient slots, which bounds the persistent grid.
-_PARTIAL_BYTES = 512 * 2**20
-_PROGRAMS_PER_SM = 4
+# Most stacked rows (BLOCK_K · HEADS) and most elements of a (rows, keys) or (rows, d) tile: the
+# register budget of 4 warps; larger K loops over K blocks in separate programs, larger N over key
+# tiles (online softmax).
+_MAX_ROWS = 128
+_MAX_TILE = 8192
 _INTERPRETER_PROGRAMS = 2
-# What compile_specs() covers: every padded width and every dtype the launcher takes (float64
-# serves gradcheck and the float64 tests on a GPU).
-_WIDTH_BUCKETS = (16, 32, 64, 128, 256)
+NUM_STAGES = 1
+# Dtypes compile_specs() covers; float64 serves gradcheck and the float64 tests on a GPU.
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+LOG2E = 1.4426950408889634
 
 
 @dataclass(frozen=True)
-class TileConfig:
-    """Tile sizes and warps for one launch. ``block_d`` covers all of d; ``block_dc`` divides it."""
+class LaunchConfig:
+    """Compile-time tiles of one launch (see ``launch_config``)."""
 
     block_k: int
+    heads: int
     block_n: int
     block_d: int
-    block_dc: int
-    num_warps: int
+    single_pass: bool
+    forward_warps: int
+    backward_warps: int
+
+    def constexprs(self) -> dict:
+        return {
+            "SINGLE_PASS": self.single_pass,
+            "BLOCK_K": self.block_k,
+            "HEADS": self.heads,
+            "BLOCK_N": self.block_n,
+            "BLOCK_D": self.block_d,
+        }
 
 
-def tile_config(dim: int, dtype: torch.dtype) -> TileConfig:
-    """Tiles for width d and the input dtype (used by the launchers and compile_specs()).
+def launch_config(
+    keys: int, inducing: int, dim: int, heads: int, dtype: torch.dtype
+) -> LaunchConfig:
+    """Tiles for N keys, K inducing points, width d and M heads, bucketed to powers of two.
 
-    d is one tile (the LayerNorm and the output rows need it whole). K and N tiles are the most
-    rows (16..64) keeping a (rows, d) tile within ``_TILE_BYTES``; larger K and N loop over tiles.
-    ``C_j`` (d, d) is consumed in (block_dc, d) chunks of the same budget.
+    d is one tile (the LayerNorm needs whole rows); heads pad to a power of two; K rows per program
+    as many as fit ``_MAX_ROWS`` stacked rows and R · d_pad <= ``_MAX_TILE`` / 2 (so 128 rows at
+    the paper's d, 64 at d = 64: wider tiles need more shared memory than an sm_80 has); the
+    key tile is N rounded up (>= 16) when the
+    (rows, keys) tile stays within ``_MAX_TILE`` elements, else the largest that does. One
+    pipeline stage: a sample's loads are few and prefetching them only costs registers.
     """
     block_d = block_size(dim)
-    elements = _TILE_BYTES // torch.empty((), dtype=dtype).element_size()
-    rows = max(16, min(_MAX_ROWS, elements // block_d))
-    block_dc = max(16, min(block_d, elements // block_d))
-    return TileConfig(rows, rows, block_d, block_dc, num_warps=8 if block_d >= 128 else 4)
+    heads_p = block_size(heads, 1)
+    rows_max = max(16 * heads_p, min(_MAX_ROWS, _MAX_TILE // 2 // block_d))
+    block_k = max(16, min(block_size(inducing), rows_max // heads_p))
+    rows = block_k * heads_p
+    # 4- and 8-byte inputs: half the (rows, keys) tile (their dot operands take twice the bytes).
+    key_tile = _MAX_TILE if dtype in (torch.float16, torch.bfloat16) else _MAX_TILE // 2
+    block_n = min(block_size(keys), max(16, key_tile // rows))
+    return LaunchConfig(
+        block_k=block_k,
+        heads=heads_p,
+        block_n=block_n,
+        block_d=block_d,
+        single_pass=keys <= block_n,
+        # Measured with benchmarks/static.py at the paper shape (sm_90): 4 warps give the forward
+        # no spills and the fewest instructions; the backward spills less with 8 once R >= 128.
+        forward_warps=4 if rows * max(block_n, block_d) <= _MAX_TILE else 8,
+        backward_warps=8 if rows >= 128 or rows * max(block_n, block_d) > _MAX_TILE else 4,
+    )
 
 
 # Triton 3.9's interpreter gets bfloat16 tl.dot wrong; there it multiplies float32 copies.
 _BF16_DOT_IN_FLOAT32 = tl.constexpr(interpreting())
+_LOG2E = tl.constexpr(LOG2E)
 
 
 @triton.jit
@@ -95,15 +139,14 @@ def _mm(a, b):
 
 @triton.jit
 def _gate(
-    z_ptr, b, offs_k, k_mask, stride_zb, stride_zk, gamma,
-    HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, ACC: tl.constexpr,
-):  # fmt: skip
-    """Row scales z (BLOCK_K,) and dz/du (ones unless z = f_D(u; gamma) is computed here)."""
-    ones = tl.full(offs_k.shape, 1.0, ACC)
+    z_row, offs, valid, gamma, HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, ACC: tl.constexpr
+):
+    """Row scales z at ``offs`` of one sample's (K,) gate row and dz/du (ones unless z = f_D(u))."""
+    ones = tl.full(offs.shape, 1.0, ACC)
     z = ones
     dzdu = ones
     if HAS_Z:
-        z = tl.load(z_ptr + b * stride_zb + offs_k * stride_zk, mask=k_mask, other=0.0).to(ACC)
+        z = tl.load(z_row + offs, mask=valid, other=0.0).to(ACC)
         if Z_FROM_U:
             half, cubic, linear = smooth_step_coefficients(gamma, ACC)
             dzdu = smooth_step_slope(z, half, cubic, linear)
@@ -112,328 +155,294 @@ def _gate(
 
 
 @triton.jit
-def _load_tile(ptr, offs_r, offs_c, n_rows, n_cols, stride_r, stride_c):
-    """A (rows, cols) tile, zero outside ``n_rows`` x ``n_cols``."""
-    mask = (offs_r[:, None] < n_rows) & (offs_c[None, :] < n_cols)
-    return tl.load(
-        ptr + offs_r[:, None] * stride_r + offs_c[None, :] * stride_c, mask=mask, other=0.0
-    )
-
-
-@triton.jit
-def _score_tile(
-    a_blk, z, x_base, mask_base, n0, N, D, stride_xn, stride_xd, stride_mn,
-    HAS_MASK, BLOCK_N, BLOCK_D,
-):  # fmt: skip
-    """For keys n0..n0+BLOCK_N: x tile (BLOCK_N, BLOCK_D), R = A xᵀ and z ⊙ R (BLOCK_K, BLOCK_N),
-    and which keys count (BLOCK_N,)."""
+def _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK: tl.constexpr, BLOCK_N: tl.constexpr,
+          BLOCK_D: tl.constexpr):  # fmt: skip
+    """Rows n0.. of sample b: x (BLOCK_N, BLOCK_D) in x's dtype, zero outside N x D, and which
+    keys count (BLOCK_N,)."""
     offs_n = n0 + tl.arange(0, BLOCK_N)
-    x = _load_tile(x_base, offs_n, tl.arange(0, BLOCK_D), N, D, stride_xn, stride_xd)
-    r = _mm(a_blk, tl.trans(x)).to(z.dtype)
-    valid = offs_n < N
-    if HAS_MASK:
-        padded = tl.load(mask_base + offs_n * stride_mn, mask=valid, other=1)
-        valid = valid & (padded == 0)
-    return x, r, z[:, None] * r, valid
-
-
-@triton.jit
-def _row_logsumexp(
-    a_blk, z, x_base, mask_base, N, D, stride_xn, stride_xd, stride_mn,
-    HAS_MASK, BLOCK_N, BLOCK_D,
-):  # fmt: skip
-    """Logsumexp over the unmasked keys of each row of z ⊙ R (BLOCK_K,); +inf for a row with none,
-    so that exp(s - lse) is 0 there."""
-    m = tl.full(z.shape, float("-inf"), z.dtype)
-    total = tl.zeros(z.shape, z.dtype)
-    for n0 in range(0, N, BLOCK_N):
-        _, _, s, valid = _score_tile(
-            a_blk, z, x_base, mask_base, n0, N, D, stride_xn, stride_xd, stride_mn,
-            HAS_MASK, BLOCK_N, BLOCK_D,
-        )  # fmt: skip
-        s = tl.where(valid[None, :], s, float("-inf"))
-        m_new = tl.maximum(m, tl.max(s, axis=1))
-        shift = tl.where(m_new == float("-inf"), 0.0, m_new)
-        total = total * tl.exp(m - shift) + tl.sum(tl.exp(s - shift[:, None]), axis=1)
-        m = m_new
-    return tl.where(total > 0, m + tl.log(tl.where(total > 0, total, 1.0)), float("inf"))
-
-
-@triton.jit
-def _probs(s, valid, lse):
-    """Softmax probabilities (BLOCK_K, BLOCK_N) from scores and row logsumexp."""
-    return tl.where(valid[None, :], tl.exp(s - lse[:, None]), 0.0)
-
-
-@triton.jit
-def _attend_chunk(
-    a_blk, z, lse, c0, x_base, mask_base, N, D, stride_xn, stride_xd, stride_mn,
-    HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
-):  # fmt: skip
-    """Columns c0..c0+BLOCK_DC of T = P x: (BLOCK_K, BLOCK_DC) in the accumulator dtype."""
-    t = tl.zeros((z.shape[0], BLOCK_DC), z.dtype)
-    offs_c = c0 + tl.arange(0, BLOCK_DC)
-    for n0 in range(0, N, BLOCK_N):
-        x, _, s, valid = _score_tile(
-            a_blk, z, x_base, mask_base, n0, N, D, stride_xn, stride_xd, stride_mn,
-            HAS_MASK, BLOCK_N, BLOCK_D,
-        )  # fmt: skip
-        p = _probs(s, valid, lse)
-        xc = _load_tile(x_base, n0 + tl.arange(0, BLOCK_N), offs_c, N, D, stride_xn, stride_xd)
-        t += _mm(p.to(x.dtype), xc).to(z.dtype)
-    return t
-
-
-@triton.jit
-def _block_output(
-    x_base, mask_base, a_ptr, c_ptr, lse_base, z, offs_k, N, K, D, M,
-    stride_xn, stride_xd, stride_mn,
-    STORE_LSE, HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
-):  # fmt: skip
-    """O rows offs_k of one sample (BLOCK_K, BLOCK_D): Σ_j T_j C_j. Stores each head's row
-    logsumexp at lse_base (M, K) when STORE_LSE, else reads it from there."""
-    k_mask = offs_k < K
     offs_d = tl.arange(0, BLOCK_D)
-    out = tl.zeros((offs_k.shape[0], BLOCK_D), z.dtype)
-    for j in range(M):
-        a_blk = _load_tile(a_ptr + j * K * D, offs_k, offs_d, K, D, D, 1)
-        a_blk = a_blk.to(x_base.dtype.element_ty)
-        if STORE_LSE:
-            lse = _row_logsumexp(
-                a_blk, z, x_base, mask_base, N, D, stride_xn, stride_xd, stride_mn,
-                HAS_MASK, BLOCK_N, BLOCK_D,
-            )  # fmt: skip
-            tl.store(lse_base + j * K + offs_k, lse, mask=k_mask)
-        else:
-            lse = tl.load(lse_base + j * K + offs_k, mask=k_mask, other=0.0).to(z.dtype)
-        for c0 in range(0, D, BLOCK_DC):
-            t = _attend_chunk(
-                a_blk, z, lse, c0, x_base, mask_base, N, D, stride_xn, stride_xd, stride_mn,
-                HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
-            )  # fmt: skip
-            offs_c = c0 + tl.arange(0, BLOCK_DC)
-            c_chunk = _load_tile(c_ptr + j * D * D, offs_c, offs_d, D, D, D, 1)
-            out += _mm(
-                t.to(x_base.dtype.element_ty), c_chunk.to(x_base.dtype.element_ty)
-            ).to(z.dtype)  # fmt: skip
-    return out
+    in_range = offs_n < N
+    x = tl.load(
+        x_ptr + b * N * D + offs_n[:, None] * D + offs_d[None, :],
+        mask=in_range[:, None] & (offs_d < D)[None, :],
+        other=0.0,
+    )
+    valid = in_range
+    if HAS_MASK:
+        padded = tl.load(mask_ptr + b * N + offs_n, mask=in_range, other=1)
+        valid = in_range & (padded == 0)
+    return x, valid
 
 
 @triton.jit
-def _normalized(h, col_mask, D, eps):
+def _stacked_rows(a_ptr, row_j, row_k, row_ok, offs_d, d_ok, K, D):
+    """A's stacked rows (R, BLOCK_D): row r holds A[j, k] of head row_j[r], point row_k[r]."""
+    ptrs = a_ptr + (row_j * K + row_k)[:, None] * D + offs_d[None, :]
+    return tl.load(ptrs, mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+
+
+@triton.jit
+def _stacked_columns(c_ptr, offs_d, d_ok, M, D, HEADS: tl.constexpr, BLOCK_D: tl.constexpr):
+    """[C_0; C_1; …] (HEADS · BLOCK_D, BLOCK_D): row j · BLOCK_D + e holds C[j, e]."""
+    rows = tl.arange(0, HEADS * BLOCK_D)
+    head = rows // BLOCK_D
+    e = rows % BLOCK_D
+    ok = (e < D) & (head < M)
+    ptrs = c_ptr + (head * D + e)[:, None] * D + offs_d[None, :]
+    return tl.load(ptrs, mask=ok[:, None] & d_ok[None, :], other=0.0)
+
+
+@triton.jit
+def _normalized(h, d_ok, D, eps):
     """LayerNorm statistics of rows h (BLOCK_K, BLOCK_D): (h - mean) * rstd and rstd."""
     mean = tl.sum(h, axis=1) / D
-    centred = tl.where(col_mask[None, :], h - mean[:, None], 0.0)
+    centred = tl.where(d_ok[None, :], h - mean[:, None], 0.0)
     rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1) / D + eps)
     return centred * rstd[:, None], rstd
 
 
 @triton.jit
-def _accumulate(ptr, offs_r, offs_c, n_rows, n_cols, stride_r, value, first):
-    """ptr tile += value (or = value when ``first``): a program's own slot or sample rows.
-
-    Earlier updates of these addresses may have come from other threads of the program (tiles of
-    another shape or layout), so a barrier orders this read after them.
-    """
-    tl.debug_barrier()
-    mask = (offs_r[:, None] < n_rows) & (offs_c[None, :] < n_cols)
-    ptrs = ptr + offs_r[:, None] * stride_r + offs_c[None, :]
-    previous = tl.load(ptrs, mask=tl.where(first, False, mask), other=0.0)
-    tl.store(ptrs, previous + value, mask=mask)
+def _forward_kernel(
+    x_ptr, z_ptr, mask_ptr, a_ptr, c_ptr, inducing_ptr, norm_w_ptr, norm_b_ptr, out_ptr, lse_ptr,
+    B, N, K, D, M, gamma: tl.float64, eps,
+    HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
+    SINGLE_PASS: tl.constexpr, ACC: tl.constexpr, BLOCK_K: tl.constexpr, HEADS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    """out (B, K, D) = O or LayerNorm(I ⊙ z + O) for K block program_id(1); lse (B, M, K) base-2
+    row logsumexp, written only when not SINGLE_PASS. x, z, mask, out contiguous."""
+    dtype = x_ptr.dtype.element_ty
+    k0 = tl.program_id(1) * BLOCK_K
+    rows = tl.arange(0, BLOCK_K * HEADS)
+    row_k = k0 + rows // HEADS  # [R]
+    row_j = rows % HEADS  # [R]
+    row_ok = (row_k < K) & (row_j < M)
+    offs_k = k0 + tl.arange(0, BLOCK_K)  # [BK]
+    k_ok = offs_k < K
+    offs_d = tl.arange(0, BLOCK_D)  # [BD]
+    d_ok = offs_d < D
+    a = _stacked_rows(a_ptr, row_j, row_k, row_ok, offs_d, d_ok, K, D)
+    a = (a * _LOG2E).to(dtype)  # [R, BD]: scores come out in base 2
+    c = _stacked_columns(c_ptr, offs_d, d_ok, M, D, HEADS, BLOCK_D).to(dtype)  # [HEADS*BD, BD]
+    out_offs = offs_k[:, None] * D + offs_d[None, :]  # [BK, BD]
+    out_ok = k_ok[:, None] & d_ok[None, :]
+    if HAS_NORM:
+        inducing = tl.load(inducing_ptr + out_offs, mask=out_ok, other=0.0).to(ACC)  # [BK, BD]
+        weight = tl.load(norm_w_ptr + offs_d, mask=d_ok, other=0.0).to(ACC)
+        bias = tl.load(norm_b_ptr + offs_d, mask=d_ok, other=0.0).to(ACC)
+    for sample in range(tl.program_id(0), B, tl.num_programs(0)):
+        b = tl.cast(sample, tl.int64)
+        z_rows, _ = _gate(z_ptr + b * K, row_k, row_k < K, gamma, HAS_Z, Z_FROM_U, ACC)  # [R]
+        if SINGLE_PASS:
+            x, valid = _keys(x_ptr, mask_ptr, b, 0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
+            s = _mm(a, tl.trans(x))  # [R, BN]
+            if HAS_Z:
+                s = s * z_rows[:, None]
+            s = tl.where(valid[None, :], s, float("-inf"))
+            m = tl.max(s, axis=1)
+            m = tl.where(m == float("-inf"), 0.0, m)
+            p = tl.exp2(s - m[:, None])
+            total = tl.sum(p, axis=1)
+            t = _mm(p.to(dtype), x)  # [R, BD]
+        else:
+            m = tl.full((BLOCK_K * HEADS,), float("-inf"), ACC)
+            total = tl.zeros((BLOCK_K * HEADS,), ACC)
+            t = tl.zeros((BLOCK_K * HEADS, BLOCK_D), ACC)
+            for n0 in range(0, N, BLOCK_N):
+                x, valid = _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
+                s = _mm(a, tl.trans(x))
+                if HAS_Z:
+                    s = s * z_rows[:, None]
+                s = tl.where(valid[None, :], s, float("-inf"))
+                m_new = tl.maximum(m, tl.max(s, axis=1))
+                shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+                alpha = tl.exp2(m - shift)
+                p = tl.exp2(s - shift[:, None])
+                total = total * alpha + tl.sum(p, axis=1)
+                t = t * alpha[:, None] + _mm(p.to(dtype), x)
+                m = m_new
+            lse = tl.where(total > 0, m + tl.log2(tl.where(total > 0, total, 1.0)), float("inf"))
+            tl.store(lse_ptr + b * M * K + row_j * K + row_k, lse, mask=row_ok)
+        t = t * (1.0 / tl.where(total > 0, total, 1.0))[:, None]
+        t_cat = tl.reshape(t.to(dtype), (BLOCK_K, HEADS * BLOCK_D))  # [BK, HEADS*BD]
+        out = _mm(t_cat, c)  # [BK, BD]
+        if HAS_NORM:
+            z, _ = _gate(z_ptr + b * K, offs_k, k_ok, gamma, HAS_Z, Z_FROM_U, ACC)
+            xhat, _ = _normalized(inducing * z[:, None] + out, d_ok, D, eps)
+            out = xhat * weight[None, :] + bias[None, :]
+        tl.store(out_ptr + b * K * D + out_offs, out, mask=out_ok)
 
 
 @triton.jit
-def _forward_kernel(
-    x_ptr, z_ptr, mask_ptr, a_ptr, c_ptr, inducing_ptr, norm_w_ptr, norm_b_ptr, out_ptr, lse_ptr,
-    B, N, K, D, M,
-    stride_xb, stride_xn, stride_xd, stride_zb, stride_zk, stride_mb, stride_mn,
-    gamma: tl.float64, eps,
-    HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_DC: tl.constexpr,
-):  # fmt: skip
-    """out (B, K, D) = O or LayerNorm(I ⊙ z + O); lse (B, M, K) float32 row statistics."""
-    offs_d = tl.arange(0, BLOCK_D)
-    col_mask = offs_d < D
-    for b in range(tl.program_id(0), B, tl.num_programs(0)):
-        b64 = tl.cast(b, tl.int64)
-        x_base = x_ptr + b64 * stride_xb
-        mask_base = mask_ptr + b64 * stride_mb
-        for k0 in range(0, K, BLOCK_K):
-            offs_k = k0 + tl.arange(0, BLOCK_K)
-            k_mask = offs_k < K
-            z, _ = _gate(
-                z_ptr, b64, offs_k, k_mask, stride_zb, stride_zk, gamma, HAS_Z, Z_FROM_U, ACC
-            )
-            out = _block_output(
-                x_base, mask_base, a_ptr, c_ptr, lse_ptr + b64 * M * K, z, offs_k, N, K, D, M,
-                stride_xn, stride_xd, stride_mn,
-                True, HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
-            )  # fmt: skip
-            if HAS_NORM:
-                inducing = _load_tile(inducing_ptr, offs_k, offs_d, K, D, D, 1).to(ACC)
-                xhat, _ = _normalized(inducing * z[:, None] + out, col_mask, D, eps)
-                weight = tl.load(norm_w_ptr + offs_d, mask=col_mask, other=0.0).to(ACC)
-                bias = tl.load(norm_b_ptr + offs_d, mask=col_mask, other=0.0).to(ACC)
-                out = xhat * weight[None, :] + bias[None, :]
-            out_ptrs = out_ptr + b64 * K * D + offs_k[:, None] * D + offs_d[None, :]
-            tl.store(out_ptrs, out, mask=k_mask[:, None] & col_mask[None, :])
+def _key_tile_gradients(a, x, r, p, dp, delta, dt_in, z_rows, HAS_Z: tl.constexpr):
+    """For one key tile with scores R = A xᵀ, probabilities P and dP = dT xᵀ (R, BLOCK_N):
+    dS = P ⊙ (dP − δ). Returns dz per row (R,), dA (R, BD) and dx (BLOCK_N, BD) of the tile."""
+    dtype = x.dtype
+    ds = p.to(dp.dtype) * (dp - delta[:, None])
+    dz_rows = tl.sum(ds * r, axis=1)
+    dr = ds
+    if HAS_Z:
+        dr = ds * z_rows[:, None]
+    dr_in = dr.to(dtype)
+    da = _mm(dr_in, x)  # [R, BD]
+    dx = _mm(tl.trans(p.to(dtype)), dt_in) + _mm(tl.trans(dr_in), a)  # [BN, BD]
+    return dz_rows, da, dx
 
 
 @triton.jit
 def _backward_kernel(
     x_ptr, z_ptr, mask_ptr, a_ptr, c_ptr, inducing_ptr, norm_w_ptr, norm_b_ptr, lse_ptr, dy_ptr,
     dx_ptr, dz_ptr, da_ptr, dc_ptr, dres_ptr, dnorm_ptr,
-    B, N, K, D, M,
-    stride_xb, stride_xn, stride_xd, stride_zb, stride_zk, stride_mb, stride_mn,
-    stride_dyb, stride_dyk, stride_dyd,
-    gamma: tl.float64, eps,
+    B, N, K, D, M, gamma: tl.float64, eps,
     HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_DC: tl.constexpr,
+    SINGLE_PASS: tl.constexpr, ACC: tl.constexpr, BLOCK_K: tl.constexpr, HEADS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    """Gradients from dy (B, K, D). Per sample: dx (B, N, D) accumulator dtype, dz (B, K)
-    (d/du when Z_FROM_U). Per program g, summed by the caller: da (G, M, K, D), dc (G, M, D, D),
-    dres (G, K, D) = d(I) through the residual, dnorm (G, 2, D) = LayerNorm weight, bias."""
-    pid = tl.program_id(0)
-    offs_d = tl.arange(0, BLOCK_D)
-    col_mask = offs_d < D
+    """Gradients from dy (B, K, D) for K block kb = program_id(1), sample set g = program_id(0).
+
+    Per sample: dx, (KB, B, N, D) (x's dtype when KB = 1, else partial sums in ACC); dz (B, K)
+    (d/du when Z_FROM_U). Once per program, summed by the caller: da (G, M, K, D) and dres
+    (G, K, D) (rows of block kb), dc (G·KB, M, D, D), dnorm (G·KB, 2, D) (LayerNorm weight, bias).
+    """
     dtype = x_ptr.dtype.element_ty
-    g64 = tl.cast(pid, tl.int64)
-    da_slot = da_ptr + g64 * M * K * D
-    dc_slot = dc_ptr + g64 * M * D * D
-    dnorm_weight = tl.zeros((BLOCK_D,), ACC)
-    dnorm_bias = tl.zeros((BLOCK_D,), ACC)
-    for b in range(pid, B, tl.num_programs(0)):
-        b64 = tl.cast(b, tl.int64)
-        first_sample = b == pid
-        x_base = x_ptr + b64 * stride_xb
-        mask_base = mask_ptr + b64 * stride_mb
-        lse_base = lse_ptr + b64 * M * K
-        dx_base = dx_ptr + b64 * N * D
-        for k0 in range(0, K, BLOCK_K):
-            offs_k = k0 + tl.arange(0, BLOCK_K)
-            k_mask = offs_k < K
-            z, dzdu = _gate(
-                z_ptr, b64, offs_k, k_mask, stride_zb, stride_zk, gamma, HAS_Z, Z_FROM_U, ACC
-            )
-            dy = _load_tile(dy_ptr + b64 * stride_dyb, offs_k, offs_d, K, D, stride_dyk, stride_dyd)
-            dy = dy.to(ACC)
-            dz = tl.zeros((BLOCK_K,), ACC)
-            if HAS_NORM:
-                out = _block_output(
-                    x_base, mask_base, a_ptr, c_ptr, lse_base, z, offs_k, N, K, D, M,
-                    stride_xn, stride_xd, stride_mn,
-                    False, HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
-                )  # fmt: skip
-                inducing = _load_tile(inducing_ptr, offs_k, offs_d, K, D, D, 1).to(ACC)
-                xhat, rstd = _normalized(inducing * z[:, None] + out, col_mask, D, eps)
-                weight = tl.load(norm_w_ptr + offs_d, mask=col_mask, other=0.0).to(ACC)
-                dnorm_weight += tl.sum(dy * xhat, axis=0)
-                dnorm_bias += tl.sum(dy, axis=0)
-                g = dy * weight[None, :]
-                mean_g = tl.sum(g, axis=1) / D
-                mean_gx = tl.sum(g * xhat, axis=1) / D
-                dh = g - mean_g[:, None] - xhat * mean_gx[:, None]
-                do = tl.where(col_mask[None, :], dh * rstd[:, None], 0.0)
-                dz += tl.sum(do * inducing, axis=1)
-                _accumulate(
-                    dres_ptr + g64 * K * D, offs_k, offs_d, K, D, D, do * z[:, None], first_sample
-                )
-            else:
-                do = dy
-            do_in = do.to(dtype)
-            for j in range(M):
-                a_blk = _load_tile(a_ptr + j * K * D, offs_k, offs_d, K, D, D, 1).to(dtype)
-                lse = tl.load(lse_base + j * K + offs_k, mask=k_mask, other=0.0).to(ACC)
-                c_head = c_ptr + j * D * D
-                # Pass A: T_j chunk by chunk gives delta = rowsum(dT_j ⊙ T_j) and dC_j += T_jᵀ dO.
-                delta = tl.zeros((BLOCK_K,), ACC)
-                for c0 in range(0, D, BLOCK_DC):
-                    offs_c = c0 + tl.arange(0, BLOCK_DC)
-                    t = _attend_chunk(
-                        a_blk, z, lse, c0, x_base, mask_base, N, D, stride_xn, stride_xd,
-                        stride_mn, HAS_MASK, BLOCK_N, BLOCK_D, BLOCK_DC,
-                    )  # fmt: skip
-                    c_chunk = _load_tile(c_head, offs_c, offs_d, D, D, D, 1).to(dtype)
-                    dt = _mm(do_in, tl.trans(c_chunk)).to(ACC)
-                    delta += tl.sum(dt * t, axis=1)
-                    dc = _mm(tl.trans(t.to(dtype)), do_in).to(ACC)
-                    _accumulate(
-                        dc_slot + j * D * D, offs_c, offs_d, D, D, D, dc, first_sample & (k0 == 0)
-                    )
-                # Pass B: over key tiles, dP, dS, dz, dA and dx.
-                da = tl.zeros((BLOCK_K, BLOCK_D), ACC)
-                for n0 in range(0, N, BLOCK_N):
-                    offs_n = n0 + tl.arange(0, BLOCK_N)
-                    x, r, s, valid = _score_tile(
-                        a_blk, z, x_base, mask_base, n0, N, D, stride_xn, stride_xd, stride_mn,
-                        HAS_MASK, BLOCK_N, BLOCK_D,
-                    )  # fmt: skip
-                    p = _probs(s, valid, lse)
-                    p_in = p.to(dtype)
-                    dp = tl.zeros((BLOCK_K, BLOCK_N), ACC)
-                    for c0 in range(0, D, BLOCK_DC):
-                        offs_c = c0 + tl.arange(0, BLOCK_DC)
-                        c_chunk = _load_tile(c_head, offs_c, offs_d, D, D, D, 1).to(dtype)
-                        dt = _mm(do_in, tl.trans(c_chunk)).to(dtype)
-                        xc = _load_tile(x_base, offs_n, offs_c, N, D, stride_xn, stride_xd)
-                        dp += _mm(dt, tl.trans(xc)).to(ACC)
-                        dx_values = _mm(tl.trans(p_in), dt).to(ACC)
-                        _accumulate(
-                            dx_base, offs_n, offs_c, N, D, D, dx_values, (k0 == 0) & (j == 0)
-                        )
-                    ds = p * (dp - delta[:, None])
-                    dz += tl.sum(ds * r, axis=1)
-                    dr = (z[:, None] * ds).to(dtype)
-                    da += _mm(dr, x).to(ACC)
-                    dx_values = _mm(tl.trans(dr), a_blk).to(ACC)
-                    _accumulate(dx_base, offs_n, offs_d, N, D, D, dx_values, False)
-                _accumulate(da_slot + j * K * D, offs_k, offs_d, K, D, D, da, first_sample)
-            if HAS_Z:
-                tl.store(dz_ptr + b64 * K + offs_k, dz * dzdu, mask=k_mask)
+    kb = tl.program_id(1)
+    program = tl.program_id(0) * tl.num_programs(1) + kb
+    k0 = kb * BLOCK_K
+    rows = tl.arange(0, BLOCK_K * HEADS)
+    row_k = k0 + rows // HEADS  # [R]
+    row_j = rows % HEADS  # [R]
+    row_ok = (row_k < K) & (row_j < M)
+    offs_k = k0 + tl.arange(0, BLOCK_K)  # [BK]
+    k_ok = offs_k < K
+    offs_d = tl.arange(0, BLOCK_D)  # [BD]
+    d_ok = offs_d < D
+    a = _stacked_rows(a_ptr, row_j, row_k, row_ok, offs_d, d_ok, K, D).to(dtype)  # [R, BD]
+    c = _stacked_columns(c_ptr, offs_d, d_ok, M, D, HEADS, BLOCK_D).to(dtype)  # [HEADS*BD, BD]
+    out_offs = offs_k[:, None] * D + offs_d[None, :]  # [BK, BD]
+    out_ok = k_ok[:, None] & d_ok[None, :]
+    da = tl.zeros((BLOCK_K * HEADS, BLOCK_D), ACC)
+    dc = tl.zeros((HEADS * BLOCK_D, BLOCK_D), ACC)
+    dres = tl.zeros((BLOCK_K, BLOCK_D), ACC)
+    dweight = tl.zeros((BLOCK_D,), ACC)
+    dbias = tl.zeros((BLOCK_D,), ACC)
+    for sample in range(tl.program_id(0), B, tl.num_programs(0)):
+        b = tl.cast(sample, tl.int64)
+        z_rows, _ = _gate(z_ptr + b * K, row_k, row_k < K, gamma, HAS_Z, Z_FROM_U, ACC)  # [R]
+        scale = z_rows * _LOG2E  # [R]: natural scores to base 2
+        # P and T = P x
+        if SINGLE_PASS:
+            x, valid = _keys(x_ptr, mask_ptr, b, 0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
+            r = _mm(a, tl.trans(x))  # [R, BN]
+            s = tl.where(valid[None, :], r * scale[:, None], float("-inf"))
+            m = tl.max(s, axis=1)
+            m = tl.where(m == float("-inf"), 0.0, m)
+            p = tl.exp2(s - m[:, None])
+            total = tl.sum(p, axis=1)
+            # Held in x's dtype until the gradients need it (float32 inputs keep float32).
+            p = (p * (1.0 / tl.where(total > 0, total, 1.0))[:, None]).to(dtype)
+            t = _mm(p, x)  # [R, BD]
+        else:
+            lse = tl.load(lse_ptr + b * M * K + row_j * K + row_k, mask=row_ok, other=float("inf"))
+            t = tl.zeros((BLOCK_K * HEADS, BLOCK_D), ACC)
+            for n0 in range(0, N, BLOCK_N):
+                x, valid = _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
+                s = tl.where(valid[None, :], _mm(a, tl.trans(x)) * scale[:, None], float("-inf"))
+                t += _mm(tl.exp2(s - lse[:, None]).to(dtype), x)
+        t_cat = tl.reshape(t.to(dtype), (BLOCK_K, HEADS * BLOCK_D))  # [BK, HEADS*BD]
+        # dO from dy through the LayerNorm and the residual
+        dy = tl.load(dy_ptr + b * K * D + out_offs, mask=out_ok, other=0.0).to(ACC)  # [BK, BD]
+        dz = tl.zeros((BLOCK_K,), ACC)
+        if HAS_NORM:
+            # I and the norm weight are re-read (L1) per sample: held, they would spill.
+            inducing = tl.load(inducing_ptr + out_offs, mask=out_ok, other=0.0).to(ACC)
+            weight = tl.load(norm_w_ptr + offs_d, mask=d_ok, other=0.0).to(ACC)
+            z, dzdu = _gate(z_ptr + b * K, offs_k, k_ok, gamma, HAS_Z, Z_FROM_U, ACC)
+            out = _mm(t_cat, c)  # [BK, BD]
+            xhat, rstd = _normalized(inducing * z[:, None] + out, d_ok, D, eps)
+            xhat = tl.where(out_ok, xhat, 0.0)
+            dweight += tl.sum(dy * xhat, axis=0)
+            dbias += tl.sum(dy, axis=0)
+            dxhat = dy * weight[None, :]
+            mean_g = tl.sum(dxhat, axis=1) / D
+            mean_gx = tl.sum(dxhat * xhat, axis=1) / D
+            dh = dxhat - mean_g[:, None] - xhat * mean_gx[:, None]
+            do = tl.where(out_ok, dh * rstd[:, None], 0.0)
+            dres += do * z[:, None]
+            dz += tl.sum(do * inducing, axis=1)
+        else:
+            _, dzdu = _gate(z_ptr + b * K, offs_k, k_ok, gamma, HAS_Z, Z_FROM_U, ACC)
+            do = dy
+        do_in = do.to(dtype)
+        dc += _mm(tl.trans(t_cat), do_in)  # [HEADS*BD, BD]
+        dt = tl.reshape(_mm(do_in, tl.trans(c)), (BLOCK_K * HEADS, BLOCK_D))  # [R, BD]
+        dt_in = dt.to(dtype)
+        dx_row = dx_ptr + (kb * B + b) * N * D
+        if SINGLE_PASS:
+            dp = _mm(dt_in, tl.trans(x))  # [R, BN]
+            # rowsum(dT ⊙ T) = rowsum(P ⊙ dP): T need not stay live; R is recomputed (the
+            # second score product) rather than held.
+            delta = tl.sum(p.to(ACC) * dp, axis=1)  # [R]
+            r = _mm(a, tl.trans(x))
+            dz_rows, da_b, dx = _key_tile_gradients(a, x, r, p, dp, delta, dt_in, z_rows, HAS_Z)
+            da += da_b
+            offs_n = tl.arange(0, BLOCK_N)
+            dx_ok = (offs_n < N)[:, None] & d_ok[None, :]
+            tl.store(dx_row + offs_n[:, None] * D + offs_d[None, :], dx, mask=dx_ok)
+        else:
+            delta = tl.sum(dt * t, axis=1)  # [R]
+            dz_rows = tl.zeros((BLOCK_K * HEADS,), ACC)
+            for n0 in range(0, N, BLOCK_N):
+                x, valid = _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
+                r = _mm(a, tl.trans(x))
+                s = tl.where(valid[None, :], r * scale[:, None], float("-inf"))
+                p = tl.exp2(s - lse[:, None])
+                dp = _mm(dt_in, tl.trans(x))
+                dz_tile, da_b, dx = _key_tile_gradients(a, x, r, p, dp, delta, dt_in, z_rows, HAS_Z)
+                dz_rows += dz_tile
+                da += da_b
+                offs_n = n0 + tl.arange(0, BLOCK_N)
+                dx_ok = (offs_n < N)[:, None] & d_ok[None, :]
+                tl.store(dx_row + offs_n[:, None] * D + offs_d[None, :], dx, mask=dx_ok)
+        if HAS_Z:
+            dz += tl.sum(tl.reshape(dz_rows, (BLOCK_K, HEADS)), axis=1)
+            tl.store(dz_ptr + b * K + offs_k, dz * dzdu, mask=k_ok)
+    group = tl.cast(tl.program_id(0), tl.int64)
+    da_ptrs = da_ptr + group * M * K * D + (row_j * K + row_k)[:, None] * D + offs_d[None, :]
+    tl.store(da_ptrs, da, mask=row_ok[:, None] & d_ok[None, :])
+    c_rows = tl.arange(0, HEADS * BLOCK_D)
+    c_head = c_rows // BLOCK_D
+    c_e = c_rows % BLOCK_D
+    dc_ptrs = dc_ptr + program * M * D * D + (c_head * D + c_e)[:, None] * D + offs_d[None, :]
+    tl.store(dc_ptrs, dc, mask=((c_e < D) & (c_head < M))[:, None] & d_ok[None, :])
     if HAS_NORM:
-        tl.store(dnorm_ptr + g64 * 2 * D + offs_d, dnorm_weight, mask=col_mask)
-        tl.store(dnorm_ptr + g64 * 2 * D + D + offs_d, dnorm_bias, mask=col_mask)
+        tl.store(dres_ptr + group * K * D + out_offs, dres, mask=out_ok)
+        tl.store(dnorm_ptr + program * 2 * D + offs_d, dweight, mask=d_ok)
+        tl.store(dnorm_ptr + program * 2 * D + D + offs_d, dbias, mask=d_ok)
+
+
+def batch_shared_factors(
+    inducing: Tensor, w_k: Tensor, w_v: Tensor, w_o: Tensor, num_heads: int, w_q: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """A (M, K, d) and C (M, d, d) (``eager.attention_factors``), differentiable, contiguous, in
+    the accumulator dtype (float32, or float64 for float64 inputs), autocast or not."""
+    dtype = _accumulator_dtype(inducing.dtype)
+    with torch.autocast(inducing.device.type, enabled=False):
+        a, c = attention_factors(
+            inducing.to(dtype),
+            w_k.to(dtype),
+            w_v.to(dtype),
+            w_o.to(dtype),
+            num_heads,
+            None if w_q is None else w_q.to(dtype),
+        )
+    return a.contiguous(), c.contiguous()
 
 
 def _accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _num_programs(batch: int, per_program_bytes: int, device: torch.device) -> int:
-    """Persistent grid size: a few programs per SM, capped by the batch and the slot memory."""
-    if interpreting() or device.type != "cuda":
-        wanted = _INTERPRETER_PROGRAMS
-    else:
-        sms = torch.cuda.get_device_properties(device).multi_processor_count
-        wanted = _PROGRAMS_PER_SM * sms
-    return max(1, min(batch, wanted, _PARTIAL_BYTES // max(per_program_bytes, 1)))
-
-
-def batch_shared_factors(
-    inducing: Tensor, w_k: Tensor, w_v: Tensor, w_o: Tensor, num_heads: int, w_q: Tensor | None
-) -> tuple[Tensor, Tensor]:
-    """A (M, K, d) and C (M, d, d) of the module docstring, differentiable, in the accumulator
-    dtype (float32, or float64 for float64 inputs), autocast or not."""
-    dtype = _accumulator_dtype(inducing.dtype)
-    k, d = inducing.shape
-    d_h = d // num_heads
-    with torch.autocast(inducing.device.type, enabled=False):
-        queries = inducing.to(dtype)
-        if w_q is not None:
-            queries = torch.nn.functional.linear(queries, w_q.to(dtype))
-        a = torch.einsum(
-            "kmh,mhe->mke",
-            queries.reshape(k, num_heads, d_h),
-            w_k.to(dtype).reshape(num_heads, d_h, d),
-        )
-        c = torch.einsum(
-            "mha,bmh->mab",
-            w_v.to(dtype).reshape(num_heads, d_h, d),
-            w_o.to(dtype).reshape(d, num_heads, d_h),
-        )
-    return (a / math.sqrt(d_h)).contiguous(), c.contiguous()
+TRITON_ACC = {torch.float32: tl.float32, torch.float64: tl.float64}
 
 
 def _placeholder(device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -450,101 +459,154 @@ def _flags(gate: Tensor | None, gate_is_u: bool, mask: Tensor | None, norm: bool
     }
 
 
-def _tiles(cfg: TileConfig) -> dict:
-    return {
-        "BLOCK_K": cfg.block_k,
-        "BLOCK_N": cfg.block_n,
-        "BLOCK_D": cfg.block_d,
-        "BLOCK_DC": cfg.block_dc,
-    }
+_OCCUPANCY: dict[tuple, int] = {}
 
 
-def _forward(
-    x: Tensor,
-    gate: Tensor | None,
-    a: Tensor,
-    c: Tensor,
-    inducing: Tensor | None,
-    norm_weight: Tensor | None,
-    norm_bias: Tensor | None,
-    mask: Tensor | None,
-    gamma: float,
-    eps: float,
-    gate_is_u: bool,
-) -> tuple[Tensor, Tensor]:
-    """out = O or LayerNorm(I ⊙ z + O) (B, K, d) from x, z (or u), A, C and the optional norm
-    parameters, and the row logsumexp (B, M, K) the backward recomputes P from."""
+def _resident_programs(kernel, args: dict, device: torch.device) -> int:
+    """Programs the whole GPU holds at once for this compiled variant (CTAs/SM from its registers,
+    warps and shared memory, times the SMs); 2 under the interpreter."""
+    if interpreting() or device.type != "cuda":
+        return _INTERPRETER_PROGRAMS
+    constexprs = [
+        name
+        for name, param in inspect.signature(kernel.fn).parameters.items()
+        if param.annotation is tl.constexpr
+    ]
+    key = (kernel.__name__, device.index, args["x_ptr"].dtype, args["num_warps"])
+    key += tuple(str(args[name]) for name in constexprs)
+    if key not in _OCCUPANCY:
+        compiled = kernel.warmup(**args, grid=(1, 1))
+        compiled._init_handles()
+        props = torch.cuda.get_device_properties(device)
+        per_sm = ctas_per_sm(
+            regs=compiled.n_regs,
+            num_warps=compiled.metadata.num_warps,
+            smem=compiled.metadata.shared,
+            capability=props.major * 10 + props.minor,
+        )
+        _OCCUPANCY[key] = max(1, per_sm) * props.multi_processor_count
+    return _OCCUPANCY[key]
+
+
+def _common_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u):
+    """Keyword arguments both kernels share: inputs (x, z/u, mask contiguous; placeholders where
+    absent), sizes, scalars, flags, tiles."""
     batch, n, d = x.shape
     m, k, _ = a.shape
-    acc = _accumulator_dtype(x.dtype)
-    out = new_output((batch, k, d), x.dtype, x.device)
-    lse = new_output((batch, m, k), acc, x.device)
     norm = norm_weight is not None
-    if batch == 0:
-        return out, lse
-    cfg = tile_config(d, x.dtype)
-    grid = (_num_programs(batch, 0, x.device),)
-    args = _pointer_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias)
-    _forward_kernel[grid](
-        *args, out, lse, batch, n, k, d, m, *x.stride(), *_strides_2d(gate),
-        *_strides_2d(mask), float(gamma), float(eps),
-        **_flags(gate, gate_is_u, mask, norm), ACC=TRITON_ACC[acc], **_tiles(cfg),
-        num_warps=cfg.num_warps,
-    )  # fmt: skip
+    cfg = launch_config(n, k, d, m, x.dtype)
+    absent = _placeholder(x.device, x.dtype)
+    args = {
+        "x_ptr": x.contiguous(),
+        "z_ptr": gate.contiguous() if gate is not None else absent,
+        "mask_ptr": (
+            mask.contiguous().view(torch.uint8)
+            if mask is not None
+            else _placeholder(x.device, torch.uint8)
+        ),
+        "a_ptr": a,
+        "c_ptr": c,
+        "inducing_ptr": inducing.contiguous() if norm else absent,
+        "norm_w_ptr": norm_weight.contiguous() if norm else absent,
+        "norm_b_ptr": norm_bias.contiguous() if norm else absent,
+        "B": batch,
+        "N": n,
+        "K": k,
+        "D": d,
+        "M": m,
+        "gamma": float(gamma or 1.0),
+        "eps": float(eps),
+        **_flags(gate, gate_is_u, mask, norm),
+        "ACC": TRITON_ACC[_accumulator_dtype(x.dtype)],
+        **cfg.constexprs(),
+        "num_stages": NUM_STAGES,
+    }
+    return args, cfg
+
+
+def lse_size(keys: int, inducing: int, dim: int, heads: int, dtype: torch.dtype) -> int:
+    """Last dimension of the forward's saved row logsumexp (B, M, ·): K when the keys take several
+    tiles, 0 when one tile holds them (the backward recomputes it)."""
+    return 0 if launch_config(keys, inducing, dim, heads, dtype).single_pass else inducing
+
+
+def _forward(x, gate, a, c, inducing, norm_weight, norm_bias, mask, gamma, eps, gate_is_u):
+    """Launch the forward: out (B, K, d) in x's dtype and the saved base-2 row logsumexp
+    (B, M, ``lse_size``) in the accumulator dtype."""
+    batch, n, d = x.shape
+    m, k, _ = a.shape
+    args, cfg = _common_args(
+        x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u
+    )
+    out = new_output((batch, k, d), x.dtype, x.device)
+    lse = new_output((batch, m, lse_size(n, k, d, m, x.dtype)), a.dtype, x.device)
+    if batch > 0:
+        args.update(out_ptr=out, lse_ptr=lse if lse.numel() else _placeholder(x.device, a.dtype))
+        k_blocks = triton.cdiv(k, cfg.block_k)
+        args["num_warps"] = cfg.forward_warps
+        programs = _resident_programs(_forward_kernel, args, x.device)
+        grid = (max(1, min(batch, programs // k_blocks)), k_blocks)
+        _forward_kernel[grid](**args)
     return out, lse
 
 
 def _backward(
-    dy: Tensor,
-    x: Tensor,
-    gate: Tensor | None,
-    a: Tensor,
-    c: Tensor,
-    inducing: Tensor | None,
-    norm_weight: Tensor | None,
-    norm_bias: Tensor | None,
-    mask: Tensor | None,
-    lse: Tensor,
-    gamma: float,
-    eps: float,
-    gate_is_u: bool,
-) -> tuple[Tensor | None, ...]:
-    """Gradients of ``_forward``'s out: dx, dgate, dA, dC, dI (the residual's), d norm_weight,
-    d norm_bias; None for an absent input."""
-    norm = norm_weight is not None
+    dy, x, gate, a, c, inducing, norm_weight, norm_bias, mask, lse, gamma, eps, gate_is_u
+):
+    """Launch the backward; returns (dx, dgate, dA, dC, dI through the residual, dweight, dbias),
+    the last three None without the norm."""
     batch, n, d = x.shape
     m, k, _ = a.shape
     acc = _accumulator_dtype(x.dtype)
-    slot_elements = m * k * d + m * d * d + (k * d + 2 * d if norm else 0)
-    slot_bytes = slot_elements * torch.empty((), dtype=acc).element_size()
-    programs = _num_programs(batch, slot_bytes, x.device)
-    dx = new_output((batch, n, d), acc, x.device)
+    norm = norm_weight is not None
+    args, cfg = _common_args(
+        x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u
+    )
+    k_blocks = triton.cdiv(k, cfg.block_k)
     dgate = new_output((batch, k), gate.dtype, x.device) if gate is not None else None
-    da = new_output((programs, m, k, d), acc, x.device)
-    dc = new_output((programs, m, d, d), acc, x.device)
-    dres = new_output((programs, k, d), acc, x.device) if norm else None
-    dnorm = new_output((programs, 2, d), acc, x.device) if norm else None
-    if batch > 0:
-        cfg = tile_config(d, x.dtype)
-        args = _pointer_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias)
+    if batch == 0:
+        dx = torch.zeros_like(x)
+        da, dc = torch.zeros_like(a), torch.zeros_like(c)
+        dres = torch.zeros((k, d), dtype=acc, device=x.device) if norm else None
+        dnorm = torch.zeros((2, d), dtype=acc, device=x.device) if norm else None
+    else:
         absent = _placeholder(x.device, acc)
-        _backward_kernel[(programs,)](
-            *args, lse, dy, dx, dgate if gate is not None else absent, da, dc,
-            dres if norm else absent, dnorm if norm else absent,
-            batch, n, k, d, m, *x.stride(), *_strides_2d(gate), *_strides_2d(mask),
-            *dy.stride(), float(gamma), float(eps),
-            **_flags(gate, gate_is_u, mask, norm), ACC=TRITON_ACC[acc], **_tiles(cfg),
-            num_warps=cfg.num_warps,
-        )  # fmt: skip
+        args.update(
+            lse_ptr=lse if lse.numel() else _placeholder(x.device, acc),
+            dy_ptr=dy.contiguous(),
+            num_warps=cfg.backward_warps,
+        )
+        programs = _resident_programs(
+            _backward_kernel, {**args, **_grad_placeholders(x, acc)}, x.device
+        )
+        groups = max(1, min(batch, programs // k_blocks))
+        programs = groups * k_blocks
+        # One K block: every dx element has one writer, in x's dtype; several: partial sums.
+        dx = (
+            new_output((batch, n, d), x.dtype, x.device)
+            if k_blocks == 1
+            else new_output((k_blocks, batch, n, d), acc, x.device)
+        )
+        da = new_output((groups, m, k, d), acc, x.device)
+        dc = new_output((programs, m, d, d), acc, x.device)
+        dres = new_output((groups, k, d), acc, x.device) if norm else None
+        dnorm = new_output((programs, 2, d), acc, x.device) if norm else None
+        args.update(
+            dx_ptr=dx,
+            dz_ptr=dgate if gate is not None else absent,
+            da_ptr=da,
+            dc_ptr=dc,
+            dres_ptr=dres if norm else absent,
+            dnorm_ptr=dnorm if norm else absent,
+        )
+        _backward_kernel[(groups, k_blocks)](**args)
+        if k_blocks > 1:
+            dx = dx.sum(0).to(x.dtype)
         da, dc = da.sum(0), dc.sum(0)
         dres = dres.sum(0) if norm else None
         dnorm = dnorm.sum(0) if norm else None
-    else:
-        da, dc = torch.zeros_like(a), torch.zeros_like(c)
-        dnorm = torch.zeros((2, d), dtype=acc, device=x.device) if norm else None
-        dres = torch.zeros((k, d), dtype=acc, device=x.device) if norm else None
     return (
-        dx.to(x.dtype),
+        dx,
         dgate,
         da,
         dc,
@@ -555,30 +617,17 @@ def _backward(
     )
 
 
-TRITON_ACC = {torch.float32: tl.float32, torch.float64: tl.float64}
-
-
-def _pointer_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias) -> tuple[Tensor, ...]:
-    """x, z/u, mask (as uint8), A, C, I, LayerNorm weight, bias; placeholders where absent.
-
-    x, z/u and the mask go by their strides; the small batch-shared ones are made contiguous."""
-    absent = _placeholder(x.device, x.dtype)
-    norm = norm_weight is not None
-    return (
-        x,
-        gate if gate is not None else absent,
-        mask.view(torch.uint8) if mask is not None else _placeholder(x.device, torch.uint8),
-        a,
-        c,
-        inducing.contiguous() if norm else absent,
-        norm_weight.contiguous() if norm else absent,
-        norm_bias.contiguous() if norm else absent,
-    )
-
-
-def _strides_2d(t: Tensor | None) -> tuple[int, int]:
-    """Strides of an optional (B, K) gate or (B, N) mask; zeros when it is absent."""
-    return t.stride() if t is not None else (0, 0)
+def _grad_placeholders(x: Tensor, acc: torch.dtype) -> dict:
+    """Gradient pointers of the backward for a compile-only warmup (typed, never written)."""
+    absent = _placeholder(x.device, acc)
+    return {
+        "dx_ptr": _placeholder(x.device, x.dtype),
+        "dz_ptr": absent,
+        "da_ptr": absent,
+        "dc_ptr": absent,
+        "dres_ptr": absent,
+        "dnorm_ptr": absent,
+    }
 
 
 def fused_inducing_attention(
@@ -599,10 +648,11 @@ def fused_inducing_attention(
 ) -> Tensor:
     """Masked inducing-point attention on the fused Triton kernels, differentiable.
 
-    Args (validated by the caller): x (B, N, d); inducing (K, d); w_k, w_v, w_o and optional w_q
-    (d, d) in ``F.linear`` convention; z or u (B, K), at most one, with ``gamma > 0`` for u
-    (then z = smooth_step(u, gamma) inside the kernel); key_padding_mask (B, N) bool, True =
-    padded; norm_weight, norm_bias (d,) to fuse the residual and LayerNorm.
+    Args (validated by the caller, ``fused_supports(d, num_heads, x.dtype)``): x (B, N, d); inducing
+    (K, d); w_k, w_v, w_o and optional w_q (d, d) in ``F.linear`` convention; z or u (B, K), at
+    most one, with ``gamma > 0`` for u (then z = smooth_step(u, gamma) inside the kernel);
+    key_padding_mask (B, N) bool, True = padded; norm_weight, norm_bias (d,) to fuse the residual
+    and LayerNorm.
 
     Returns:
         (B, K, d): ``LayerNorm(I ⊙ z + O)`` when the norm is given, else ``O``.
@@ -666,17 +716,8 @@ def fused_factored_attention(
 
 
 # Pointer arguments held in the accumulator dtype (float64 for float64 inputs, else float32);
-# the others take the input dtype.
-_ACCUMULATOR_POINTERS = {
-    "a_ptr",
-    "c_ptr",
-    "lse_ptr",
-    "dx_ptr",
-    "da_ptr",
-    "dc_ptr",
-    "dres_ptr",
-    "dnorm_ptr",
-}
+# the others take the input dtype. dx is the input dtype (one K block, what specs compile).
+_ACCUMULATOR_POINTERS = {"a_ptr", "c_ptr", "lse_ptr", "da_ptr", "dc_ptr", "dres_ptr", "dnorm_ptr"}
 
 
 def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:
@@ -699,50 +740,59 @@ def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:
     return types
 
 
-# Flag sets compiled at every dtype and width (all on: the largest variant); the others are
-# compiled at one (fp32, d <= 32) configuration, since flags change no tile shape.
-_ALL_FLAGS = {"HAS_Z": True, "Z_FROM_U": True, "HAS_MASK": True, "HAS_NORM": True}
+def _spec(kernel, dtype: torch.dtype, cfg: LaunchConfig, flags: dict, name: str) -> KernelSpec:
+    warps = cfg.forward_warps if kernel is _forward_kernel else cfg.backward_warps
+    return KernelSpec(
+        name=f"{kernel.__name__}[{name}]",
+        kernel=kernel,
+        signature=_signature(kernel, dtype),
+        constexprs={"ACC": TRITON_ACC[_accumulator_dtype(dtype)], **flags, **cfg.constexprs()},
+        num_warps=warps,
+        num_stages=NUM_STAGES,
+        tags={"dtype": dtype, "config": cfg, **flags},
+    )
 
 
-def _flag_sets() -> list[dict]:
-    """Every flag combination the launcher can pass (z absent, given, or computed from u)."""
-    sets = []
-    for gate in ("none", "z", "u"):
-        for mask in (False, True):
-            for norm in (False, True):
-                sets.append(
-                    {
-                        "HAS_Z": gate != "none",
-                        "Z_FROM_U": gate == "u",
-                        "HAS_MASK": mask,
-                        "HAS_NORM": norm,
-                    }
-                )
-    return sets
+# What APEM's ASRG blocks launch: z from u, fused norm, no padding mask.
+APEM_FLAGS = {"HAS_Z": True, "Z_FROM_U": True, "HAS_MASK": False, "HAS_NORM": True}
+
+
+def launch_specs(
+    keys: int, inducing: int, dim: int, heads: int, dtype: torch.dtype, flags: dict = APEM_FLAGS
+) -> dict[str, KernelSpec]:
+    """The forward and backward the launchers choose for this shape, dtype and flags."""
+    cfg = launch_config(keys, inducing, dim, heads, dtype)
+    flag_names = "".join(f if flags[k] else "-" for f, k in zip("zumn", APEM_FLAGS, strict=True))
+    name = f"{TRITON_DTYPES[dtype]},N={keys},K={inducing},d={dim},M={heads},{flag_names}"
+    return {
+        "forward": _spec(_forward_kernel, dtype, cfg, flags, name),
+        "backward": _spec(_backward_kernel, dtype, cfg, flags, name),
+    }
+
+
+# Flag sets compiled beside the all-on one: APEM's Pattern Selector (PMA: no gate), APEM's ASRG
+# block (APEM_FLAGS), a masked plain attention, the factored attention without anything.
+_FLAG_SETS = (
+    {"HAS_Z": False, "Z_FROM_U": False, "HAS_MASK": False, "HAS_NORM": True},
+    APEM_FLAGS,
+    {"HAS_Z": True, "Z_FROM_U": False, "HAS_MASK": True, "HAS_NORM": False},
+    {"HAS_Z": False, "Z_FROM_U": False, "HAS_MASK": False, "HAS_NORM": False},
+)
 
 
 def compile_specs() -> list[KernelSpec]:
-    """Every (kernel, dtype, tiles) configuration the launchers can choose, for AOT compiles:
-    all flags on at every dtype and width, every flag set at fp32 with d <= 32."""
-    configs = [(dtype, width, _ALL_FLAGS) for dtype in _DTYPES for width in _WIDTH_BUCKETS]
-    configs += [(torch.float32, 32, f) for f in _flag_sets() if f != _ALL_FLAGS]
+    """Configurations for AOT compiles, both kernels each: every flag on, in every dtype, at the
+    paper shape (one key tile), N = 1024 (online softmax over key tiles) at d = 32 and 64, and
+    d = 128, with the most heads the dtype allows there;
+    the other flag sets at the paper shape in bf16 (flags change no tile shape)."""
+    every = {"HAS_Z": True, "Z_FROM_U": True, "HAS_MASK": True, "HAS_NORM": True}
     specs = []
-    for dtype, width, flags in configs:
-        cfg = tile_config(width, dtype)
-        flag_name = "".join(k[0] if v else "-" for k, v in zip("zumn", flags.values(), strict=True))
-        for kernel in (_forward_kernel, _backward_kernel):
-            specs.append(
-                KernelSpec(
-                    name=f"{kernel.__name__}[{TRITON_DTYPES[dtype]},d={width},{flag_name}]",
-                    kernel=kernel,
-                    signature=_signature(kernel, dtype),
-                    constexprs={
-                        "ACC": TRITON_ACC[_accumulator_dtype(dtype)],
-                        **flags,
-                        **_tiles(cfg),
-                    },
-                    num_warps=cfg.num_warps,
-                    tags={"dtype": dtype, "block_d": width, **flags},
-                )
-            )
+    for dtype in _DTYPES:
+        specs.extend(launch_specs(18, 64, 18, 2, dtype, every).values())
+        for keys, dim in ((1024, 32), (1024, 64), (64, 128)):
+            fitting = [h for h in (1, 2, 4, 8) if fused_supports(dim, h, dtype)]
+            if fitting:  # float32 and float64 stop at d = 32
+                specs.extend(launch_specs(keys, 64, dim, max(fitting), dtype, every).values())
+    for flags in _FLAG_SETS:
+        specs.extend(launch_specs(18, 64, 18, 2, torch.bfloat16, flags).values())
     return specs

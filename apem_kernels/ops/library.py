@@ -79,11 +79,11 @@ def inducing_attention(
     eps: float,
     gate_is_u: bool,
 ) -> tuple[Tensor, Tensor]:
-    """(out (B, K, d), lse (B, M, K)); the arguments of ``inducing_attention._forward``: x
-    (B, N, d); gate z or u (B, K) or None; a (M, K, d), c (M, d, d) in the accumulator dtype;
-    inducing, norm_weight, norm_bias for the fused residual + LayerNorm, or None; mask (B, N)
-    bool or None; gamma a one-element tensor (with u) or None, eps (with the norm); gate_is_u:
-    the gate is u."""
+    """(out (B, K, d), lse (B, M, K or 0: ``inducing_attention.lse_size``)); the arguments of
+    ``inducing_attention._forward``: x (B, N, d); gate z or u (B, K) or None; a (M, K, d),
+    c (M, d, d) in the accumulator dtype; inducing, norm_weight, norm_bias for the fused
+    residual + LayerNorm, or None; mask (B, N) bool or None; gamma a one-element tensor (with u)
+    or None, eps (with the norm); gate_is_u: the gate is u."""
     return attention_op._forward(
         x, gate, a, c, inducing, norm_weight, norm_bias, mask, _host(gamma), eps, gate_is_u
     )
@@ -91,9 +91,10 @@ def inducing_attention(
 
 @inducing_attention.register_fake
 def _(x, gate, a, c, inducing, norm_weight, norm_bias, mask, gamma, eps, gate_is_u):
-    batch, _, d = x.shape
+    batch, n, d = x.shape
     heads, k, _ = a.shape
-    return x.new_empty((batch, k, d)), a.new_empty((batch, heads, k))
+    lse = a.new_empty((batch, heads, attention_op.lse_size(n, k, d, heads, x.dtype)))
+    return x.new_empty((batch, k, d)), lse
 
 
 @torch.library.custom_op("apem_kernels::inducing_attention_backward", mutates_args=())

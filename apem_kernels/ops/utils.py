@@ -17,6 +17,15 @@ def block_size(n: int, minimum: int = 16) -> int:
     return size
 
 
+def fused_supports(dim: int, num_heads: int, dtype: torch.dtype) -> bool:
+    """Whether the attention kernels take width d with M heads in ``dtype``: ``[C_0; …]``
+    (HEADS · d_pad, d_pad) is a dot operand staged in shared memory beside the others, so at most
+    32,768 elements in bf16/fp16 (d ≤ 128 with 2 heads there, 8 at d = 64) and 2,048 in fp32
+    (split for tf32×3 products) and fp64 (d ≤ 32, 2 heads there)."""
+    elements = block_size(num_heads, 1) * block_size(dim) ** 2
+    return elements <= (32768 if dtype in (torch.float16, torch.bfloat16) else 2048)
+
+
 def interpreting() -> bool:
     """True when Triton runs kernels on the CPU through its interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
@@ -64,3 +73,24 @@ def new_output(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
     if POISON_OUTPUTS:
         return torch.full(shape, float("nan"), dtype=dtype, device=device)
     return torch.empty(shape, dtype=dtype, device=device)
+
+
+# Per-SM limits (CUDA programming guide, compute capabilities 8.x and 9.0): registers, warps,
+# CTAs, shared memory, and the shared memory the system reserves per CTA.
+SM_LIMITS = {
+    90: {"regs": 65536, "warps": 64, "ctas": 32, "smem": 233472, "smem_per_cta_reserved": 1024},
+    89: {"regs": 65536, "warps": 48, "ctas": 24, "smem": 102400, "smem_per_cta_reserved": 1024},
+    86: {"regs": 65536, "warps": 48, "ctas": 16, "smem": 102400, "smem_per_cta_reserved": 1024},
+    80: {"regs": 65536, "warps": 64, "ctas": 32, "smem": 167936, "smem_per_cta_reserved": 1024},
+}
+
+
+def ctas_per_sm(regs: int, num_warps: int, smem: int, capability: int) -> int:
+    """Resident CTAs per SM of a kernel from its registers per thread (allocated per warp in units
+    of 256), warps per CTA and shared memory bytes; unknown capabilities use sm_80's limits."""
+    limit = SM_LIMITS.get(capability, SM_LIMITS[80])
+    regs_per_warp = -(-regs * 32 // 256) * 256
+    by_regs = (limit["regs"] // max(regs_per_warp, 1)) // num_warps
+    by_warps = limit["warps"] // num_warps
+    by_smem = limit["smem"] // (smem + limit["smem_per_cta_reserved"])
+    return min(by_regs, by_warps, by_smem, limit["ctas"])

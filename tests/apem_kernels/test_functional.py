@@ -8,7 +8,7 @@ import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from apem_kernels import Backend, functional, reference
+from apem_kernels import Backend, eager, functional, reference
 from apem_kernels.functional import (
     inducing_attention,
     inducing_attention_block,
@@ -178,11 +178,11 @@ def test_wider_than_the_kernels_runs_the_reference_or_refuses_triton(monkeypatch
         w_o=torch.randn(wide, wide),
         num_heads=2,
     )
-    with pytest.raises(ValueError, match="supports d <= 256, got d = 264"):
+    with pytest.raises(ValueError, match="supports d <= 128 .*, got d = 264 with 2 heads"):
         inducing_attention(**args, backend="triton")
-    # As on CUDA, auto resolves to triton; past the kernels' width it runs the reference instead.
+    # As on CUDA, auto resolves to triton; past the kernels' width it runs the torch backend.
     monkeypatch.setattr(functional, "resolve_backend", lambda backend, *tensors: Backend.TRITON)
-    expected = reference.inducing_attention(*args.values())
+    expected = eager.inducing_attention(*args.values())
     torch.testing.assert_close(inducing_attention(**args, backend="auto"), expected)
     assert calls == []
 
@@ -200,12 +200,12 @@ def fake_fused(calls):
 
 
 @pytest.mark.parametrize("backend", ["auto", "torch"])
-def test_cpu_runs_the_reference(backend, monkeypatch):
+def test_cpu_runs_the_torch_backend(backend, monkeypatch):
     monkeypatch.setitem(sys.modules, FUSED_MODULE, fake_fused(calls := []))
     args = valid_args()
     got = inducing_attention_block(**args, backend=backend)
     z = reference.smooth_step(args.pop("u"), args.pop("gamma"))
-    want = reference.inducing_attention_block(**args, z=z)
+    want = eager.inducing_attention_block(**args, z=z)
     assert calls == [] and torch.equal(got, want)
 
 

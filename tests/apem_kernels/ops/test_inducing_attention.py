@@ -15,7 +15,7 @@ from apem_kernels.ops.inducing_attention import (
     compile_specs,
     fused_factored_attention,
     fused_inducing_attention,
-    tile_config,
+    launch_config,
 )
 
 # Relative to the largest reference magnitude of each compared tensor. float32 on the GPU multiplies
@@ -134,7 +134,7 @@ def check_against_reference(case: Case, device: torch.device, seed: int = 0):
 CASES = [
     Case(3, 7, 5, 18, 2),
     Case(1, 1, 1, 8, 1, gate="none", norm=False),
-    Case(3, 23, 64, 36, 3, mask="all", w_q=True),
+    Case(3, 23, 64, 36, 2, mask="all", w_q=True),
     Case(3, 7, 5, 18, 3, gate="u", gamma=4.0, mask="random", norm=False),
     Case(2, 7, 5, 8, 2, gate="u", gamma=2.0**-12, mask="all", w_q=True),  # hard gate
     Case(3, 23, 1, 36, 2, gate="none", mask="random"),
@@ -151,10 +151,11 @@ def test_matches_reference(case, kernel_device):
 
 
 def test_multi_block_tiles_match_reference(kernel_device):
-    """K, N span several tiles and C_j several column chunks (d=40 pads to 64)."""
+    """K spans several K blocks (partial dx summed) and N several key tiles (online softmax,
+    saved logsumexp); d=40 pads to 64."""
     case = Case(2, 70, 130, 40, 2, mask="all", dtype=torch.float32, w_q=True)
-    cfg = tile_config(case.dim, case.dtype)
-    assert cfg.block_k < case.inducing and cfg.block_n < case.keys and cfg.block_dc < cfg.block_d
+    cfg = launch_config(case.keys, case.inducing, case.dim, case.heads, case.dtype)
+    assert cfg.block_k < case.inducing and cfg.block_n < case.keys and not cfg.single_pass
     check_against_reference(case, kernel_device)
 
 
@@ -262,11 +263,11 @@ def test_gradcheck(gate, kernel_device):
     assert torch.autograd.gradcheck(fn, [inputs[k] for k in names], fast_mode=True)
 
 
-def test_compile_specs_cover_every_width_and_dtype():
+def test_compile_specs_cover_every_dtype_and_key_tiling():
     specs = compile_specs()
-    for dim in (8, 18, 36, 64, 100, 256):
-        for dtype in (torch.float32, torch.bfloat16, torch.float16):
-            block_d = tile_config(dim, dtype).block_d
+    for keys in (18, 1000):
+        for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+            single = launch_config(keys, 64, 18, 2, dtype).single_pass
             assert any(
-                s.tags["dtype"] == dtype and s.constexprs["BLOCK_D"] == block_d for s in specs
-            ), (dim, dtype)
+                s.tags["dtype"] == dtype and s.constexprs["SINGLE_PASS"] == single for s in specs
+            ), (keys, dtype)

@@ -1,0 +1,291 @@
+"""What the compiler says about the fused attention kernels, no GPU needed.
+
+    python -m benchmarks.static [--only forward:bf16:paper-n18] [--arch 90] [--out DIR]
+
+For every kernel (forward, backward), dtype (bf16, fp16, fp32) and shape (``SHAPES``) it takes the
+configuration the launcher chooses (``launch_specs``), compiles it with ``triton.compile`` for
+sm_90 and sm_80, and reads from triton's own ``ptxas -v`` run the registers, spill bytes, stack
+and shared memory, from which it derives CTAs per SM; from the SASS (``cuobjdump -sass``) it counts
+the instructions one sample costs one thread: the body of the kernel's sample loop, inner loops
+times their trip counts (the spec's ``loop_trips``), and within that the HGMMA/HMMA/FFMA/MUFU
+instructions. Writes ``static.json`` (a list of rows) and ``static.md`` to ``--out``
+(default ``benchmarks/results/static``), keeping the rows of ``version: "before"`` (today's
+kernels before the v2 redesign, measured once, see docs/design.md) already in ``static.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+# Compiles need triton's real JIT functions, not the interpreter's (tests set TRITON_INTERPRET=1).
+os.environ.pop("TRITON_INTERPRET", None)
+
+import torch  # noqa: E402
+
+from apem_kernels.ops.utils import ctas_per_sm  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One attention problem: N keys, K inducing points, width d, heads."""
+
+    keys: int
+    inducing: int
+    dim: int
+    heads: int
+
+
+# The paper's (N = 18 fields in layer 1, 64 inducing rows after it; K = 64, d = 18, 2 heads) and a
+# wide one (d = 64, 4 heads).
+SHAPES = {
+    "paper-n18": Shape(18, 64, 18, 2),
+    "paper-n64": Shape(64, 64, 18, 2),
+    "wide": Shape(64, 64, 64, 4),
+}
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+KERNELS = ("forward", "backward")
+CAPABILITIES = [90, 80]
+
+OUT = Path(__file__).resolve().parent / "results" / "static"
+
+
+_PTXAS_REGS = re.compile(r"Used (\d+) registers")
+_PTXAS_SMEM = re.compile(r"(\d+) bytes smem")
+_PTXAS_SPILLS = re.compile(
+    r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads"
+)
+
+
+def parse_ptxas(log: str) -> dict[str, int]:
+    """Registers, static shared memory, stack and spill bytes of the kernel in a ptxas -v log."""
+    stack, stores, loads = (int(v) for v in _PTXAS_SPILLS.search(log).groups())
+    smem = _PTXAS_SMEM.search(log)
+    return {
+        "regs": int(_PTXAS_REGS.search(log).group(1)),
+        "static_smem": int(smem.group(1)) if smem else 0,
+        "stack_bytes": stack,
+        "spill_stores": stores,
+        "spill_loads": loads,
+    }
+
+
+_SASS_LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);")
+_BRANCH = re.compile(r"\bBRA\b.*?0x([0-9a-f]+)")
+COUNTED = ("HGMMA", "HMMA", "FFMA", "MUFU")
+
+
+def parse_sass(text: str) -> list[tuple[int, str]]:
+    """(address, instruction) of every SASS instruction, predicates kept, NOPs dropped."""
+    rows = []
+    for addr, instr in _SASS_LINE.findall(text):
+        instr = instr.strip()
+        if instr.split()[-1 if instr.startswith("@") else 0] == "NOP" or instr == "NOP":
+            continue
+        rows.append((int(addr, 16), instr))
+    return rows
+
+
+def loops(sass: list[tuple[int, str]]) -> list[tuple[int, int]]:
+    """(first, last) address of every loop: a branch back to an earlier address, one range per
+    loop head (its last back edge), outermost first."""
+    ends: dict[int, int] = {}
+    for addr, instr in sass:
+        match = _BRANCH.search(instr)
+        if match and int(match.group(1), 16) <= addr:
+            head = int(match.group(1), 16)
+            ends[head] = max(ends.get(head, addr), addr)
+    return sorted(ends.items(), key=lambda r: (r[0], -r[1]))
+
+
+def per_sample_counts(sass: list[tuple[int, str]], loop_trips: tuple[int, ...]) -> dict[str, int]:
+    """Instructions one sample costs one thread: the outermost loop (the sample loop), each inner
+    loop weighted by its trip count (``loop_trips`` in address order; an inner loop without one
+    is an error)."""
+    found = loops(sass)
+    if not found:
+        raise ValueError("no sample loop in the SASS")
+    outer = max(found, key=lambda r: r[1] - r[0])
+    inner = [r for r in found if r != outer and outer[0] <= r[0] and r[1] <= outer[1]]
+    if len(inner) != len(loop_trips):
+        raise ValueError(f"{len(inner)} inner loops in the sample loop, {len(loop_trips)} trips")
+    counts = {"instructions_per_sample": 0, **{f"{op.lower()}_per_sample": 0 for op in COUNTED}}
+    for addr, instr in sass:
+        if not outer[0] <= addr <= outer[1]:
+            continue
+        weight = 1
+        for (first, last), trips in zip(inner, loop_trips, strict=True):
+            if first <= addr <= last:
+                weight *= trips
+        counts["instructions_per_sample"] += weight
+        opcode = instr.split()[1 if instr.startswith("@") else 0]
+        for op in COUNTED:
+            if opcode.startswith(op):
+                counts[f"{op.lower()}_per_sample"] += weight
+    counts["inner_loops"] = len(inner)
+    return counts
+
+
+def measure(kernel: str, dtype: str, shape: str, capability: int, version: str) -> dict:
+    """Compile the launcher's choice for (kernel, dtype, shape) for sm_<capability>; one row."""
+    import triton
+    from triton import knobs
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from apem_kernels.ops.inducing_attention import launch_specs
+
+    s = SHAPES[shape]
+    spec = launch_specs(s.keys, s.inducing, s.dim, s.heads, DTYPES[dtype])[kernel]
+    source = ASTSource(fn=spec.kernel, signature=spec.signature, constexprs=spec.constexprs)
+    options = {"num_warps": spec.num_warps, "num_stages": spec.num_stages}
+    log = io.StringIO()
+    knobs.nvidia.dump_ptxas_log = True
+    knobs.compilation.always_compile = True
+    with contextlib.redirect_stdout(log):
+        compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32), options=options)
+    ptxas = parse_ptxas(log.getvalue())
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(compiled.asm["cubin"])
+        cubin.flush()
+        sass_text = subprocess.run(
+            [knobs.nvidia.cuobjdump.path, "-sass", cubin.name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    smem = compiled.metadata.shared + ptxas["static_smem"]
+    counts = per_sample_counts(parse_sass(sass_text), spec.tags.get("loop_trips", ()))
+    return {
+        "kernel": kernel,
+        "dtype": dtype,
+        "shape": shape,
+        "arch": f"sm_{capability}",
+        "version": version,
+        "triton": triton.__version__,
+        "config": spec.name,
+        "num_warps": spec.num_warps,
+        "regs": ptxas["regs"],
+        "spill_bytes": ptxas["spill_stores"] + ptxas["spill_loads"],
+        "spill_stores": ptxas["spill_stores"],
+        "spill_loads": ptxas["spill_loads"],
+        "stack_bytes": ptxas["stack_bytes"],
+        "smem_bytes": smem,
+        "ctas_per_sm": ctas_per_sm(ptxas["regs"], spec.num_warps, smem, capability),
+        **counts,
+        # what a sample costs the SM's issue slots: per-thread instructions times warps
+        "warp_instructions_per_sample": counts["instructions_per_sample"] * spec.num_warps,
+    }
+
+
+COLUMNS = (
+    ("kernel", "kernel"),
+    ("dtype", "dtype"),
+    ("shape", "shape"),
+    ("arch", "arch"),
+    ("version", "version"),
+    ("warps", "num_warps"),
+    ("regs", "regs"),
+    ("spill st/ld (B)", None),
+    ("stack (B)", "stack_bytes"),
+    ("smem (B)", "smem_bytes"),
+    ("CTAs/SM", "ctas_per_sm"),
+    ("instr./sample", "instructions_per_sample"),
+    ("warp-instr./sample", "warp_instructions_per_sample"),
+    ("HGMMA", "hgmma_per_sample"),
+    ("HMMA", "hmma_per_sample"),
+    ("FFMA", "ffma_per_sample"),
+    ("MUFU", "mufu_per_sample"),
+)
+
+
+def render(rows: list[dict]) -> str:
+    """The rows as a markdown table, grouped by kernel, dtype, shape and arch."""
+    head = "| " + " | ".join(title for title, _ in COLUMNS) + " |"
+    lines = [
+        "# Static resource report of the fused attention kernels",
+        "",
+        "`python -m benchmarks.static` (no GPU: `triton.compile` for the target, triton's "
+        "`ptxas -v`, `cuobjdump -sass`). Instructions are per sample per thread: the sample "
+        "loop's body, inner loops times their trip counts; warp-instructions are that times the "
+        "warps of a program (the issue slots a sample costs). CTAs/SM from registers, warps "
+        "and shared memory.",
+        "",
+        head,
+        "|" + "---|" * len(COLUMNS),
+    ]
+    order = {"before": 0, "current": 1}
+    for row in sorted(
+        rows,
+        key=lambda r: (
+            KERNELS.index(r["kernel"]),
+            list(DTYPES).index(r["dtype"]),
+            list(SHAPES).index(r["shape"]),
+            r["arch"],
+            order[r["version"]],
+        ),
+    ):
+        cells = []
+        for _, key in COLUMNS:
+            if key is None:
+                cells.append(f"{row['spill_stores']}/{row['spill_loads']}")
+            else:
+                value = row[key]
+                cells.append(f"{value:,}" if isinstance(value, int) else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    tritons = sorted({f"{r['version']}: triton {r['triton']}" for r in rows})
+    lines += ["", "Compiled with " + "; ".join(tritons) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _key(row: dict) -> tuple:
+    return row["kernel"], row["dtype"], row["shape"], row["arch"], row["version"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="one kernel:dtype:shape, e.g. forward:bf16:paper-n18")
+    parser.add_argument("--arch", type=int, choices=CAPABILITIES, action="append")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--version", default="current", help='label of the rows ("before": the v1 kernels)'
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    if args.only:
+        kernel, dtype, shape = args.only.split(":")
+        if kernel not in KERNELS or dtype not in DTYPES or shape not in SHAPES:
+            parser.error(f"--only wants one of {KERNELS}:{tuple(DTYPES)}:{tuple(SHAPES)}")
+        cases = [(kernel, dtype, shape)]
+    else:
+        cases = [(k, d, s) for k in KERNELS for d in DTYPES for s in SHAPES]
+    caps = args.arch or CAPABILITIES
+    jobs = [(*case, cap, args.version) for case in cases for cap in caps]
+    with ProcessPoolExecutor(min(args.workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+        rows = list(pool.map(measure, *zip(*jobs, strict=True)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "static.json"
+    kept = json.loads(path.read_text()) if path.exists() else []
+    # A full run replaces every row of its version; --only replaces its own rows.
+    measured = {_key(r) for r in rows}
+    rows = [
+        r for r in kept if r["version"] != args.version or (args.only and _key(r) not in measured)
+    ] + rows
+    path.write_text(json.dumps(rows, indent=1) + "\n")
+    (args.out / "static.md").write_text(render(rows))
+    print(render(rows), file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""benchmarks.static: the SASS/ptxas parsing, and one real configuration compiled end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks import static
+
+SASS = """
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   FFMA R2, R3, R4, R5 ;
+        /*0020*/                   HGMMA.64x32x16.F32.BF16 R24, gdesc[UR4], RZ ;
+        /*0030*/                   FFMA R2, R3, R4, R5 ;
+        /*0040*/              @P0  BRA 0x30 ;
+        /*0050*/                   MUFU.EX2 R6, R6 ;
+        /*0060*/              @!P1 BRA 0x10 ;
+        /*0070*/                   NOP ;
+        /*0080*/                   EXIT ;
+"""
+
+PTXAS = """ptxas info    : Compiling entry function '_forward_kernel' for 'sm_90a'
+ptxas info    : Function properties for _forward_kernel
+    8 bytes stack frame, 16 bytes spill stores, 24 bytes spill loads
+ptxas info    : Used 168 registers, used 1 barriers, 1024 bytes smem, 400 bytes cmem[0]
+"""
+
+
+def test_per_sample_counts_weigh_inner_loops_by_their_trips():
+    sass = static.parse_sass(SASS)
+    assert [a for a, _ in sass] == [0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x80]
+    assert static.loops(sass) == [(0x10, 0x60), (0x30, 0x40)]
+    counts = static.per_sample_counts(sass, (3,))
+    # sample loop 0x10..0x60: 6 instructions, of which the inner loop's 2 run 3 times
+    assert counts["instructions_per_sample"] == 4 + 2 * 3
+    assert counts["ffma_per_sample"] == 1 + 3
+    assert counts["hgmma_per_sample"] == 1 and counts["mufu_per_sample"] == 1
+
+
+def test_parse_ptxas():
+    assert static.parse_ptxas(PTXAS) == {
+        "regs": 168,
+        "static_smem": 1024,
+        "stack_bytes": 8,
+        "spill_stores": 16,
+        "spill_loads": 24,
+    }
+
+
+def test_one_configuration_end_to_end(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.static", "--only", "forward:bf16:paper-n18"]
+        + ["--arch", "90", "--out", str(tmp_path)],
+        check=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+    )
+    rows = json.loads((tmp_path / "static.json").read_text())
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["kernel"], row["dtype"], row["shape"], row["version"]) == (
+        "forward",
+        "bf16",
+        "paper-n18",
+        "current",
+    )
+    assert 0 < row["regs"] <= 255 and row["ctas_per_sm"] >= 1
+    assert row["instructions_per_sample"] > 0 and row["hgmma_per_sample"] > 0
+    assert (
+        "| forward | bf16 | paper-n18 | sm_90 | current |" in (tmp_path / "static.md").read_text()
+    )

@@ -94,19 +94,22 @@ def launch_config(
     """Tiles for N keys, K inducing points, width d and M heads, bucketed to powers of two.
 
     d is one tile (the LayerNorm needs whole rows); heads pad to a power of two; K rows per program
-    as many as fit ``_MAX_ROWS`` stacked rows and R · d_pad <= ``_MAX_TILE`` / 2 (so 128 rows at
-    the paper's d, 64 at d = 64: wider tiles need more shared memory than an sm_80 has); the
+    as many as fit ``_MAX_ROWS`` stacked rows and R · d_pad <= ``_MAX_TILE`` / 2 (/ 4 for fp32 and
+    fp64; so 128 rows at the paper's d in bf16, 64 in fp32: wider tiles need more shared memory
+    than an sm_80 has); the
     key tile is N rounded up (>= 16) when the
     (rows, keys) tile stays within ``_MAX_TILE`` elements, else the largest that does. One
     pipeline stage: a sample's loads are few and prefetching them only costs registers.
     """
     block_d = block_size(dim)
     heads_p = block_size(heads, 1)
-    rows_max = max(16 * heads_p, min(_MAX_ROWS, _MAX_TILE // 2 // block_d))
+    # 4- and 8-byte inputs: half the rows and half the key tile (their dot operands take twice the
+    # bytes; the fp32 backward at R = 128 needed 180 KB of shared memory on sm_90).
+    wide = dtype not in (torch.float16, torch.bfloat16)
+    rows_max = max(16 * heads_p, min(_MAX_ROWS, _MAX_TILE // (4 if wide else 2) // block_d))
     block_k = max(16, min(block_size(inducing), rows_max // heads_p))
     rows = block_k * heads_p
-    # 4- and 8-byte inputs: half the (rows, keys) tile (their dot operands take twice the bytes).
-    key_tile = _MAX_TILE if dtype in (torch.float16, torch.bfloat16) else _MAX_TILE // 2
+    key_tile = _MAX_TILE // 2 if wide else _MAX_TILE
     block_n = min(block_size(keys), max(16, key_tile // rows))
     return LaunchConfig(
         block_k=block_k,

@@ -24,6 +24,9 @@ class InducingAttention(BackendChoice, nn.Module):
     With ``score_scale`` each head j has a learnable temperature ``exp(log_scale[j])`` that
     multiplies its scores; it is folded into the key projection's rows, so every backend runs
     unchanged (in the kernels' factorised form it scales the batch-shared ``A_j``).
+
+    With ``block=False`` the module has no LayerNorm and ``forward`` returns the attention
+    output ``O`` alone (as ``attend``), so no parameter goes unused.
     """
 
     def __init__(
@@ -34,6 +37,7 @@ class InducingAttention(BackendChoice, nn.Module):
         *,
         query_projection: bool = False,
         score_scale: bool = False,
+        block: bool = True,
         norm_eps: float = 1e-5,
         backend: Backend | str = "auto",
         device: torch.device | str | None = None,
@@ -58,7 +62,7 @@ class InducingAttention(BackendChoice, nn.Module):
         self.w_k = nn.Parameter(torch.empty(dim, dim, **factory))
         self.w_v = nn.Parameter(torch.empty(dim, dim, **factory))
         self.w_o = nn.Parameter(torch.empty(dim, dim, **factory))
-        self.norm = nn.LayerNorm(dim, eps=norm_eps, **factory)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps, **factory) if block else None
         log_scale = nn.Parameter(torch.empty(num_heads, **factory)) if score_scale else None
         self.register_parameter("log_scale", log_scale)
         self.reset_parameters()
@@ -71,7 +75,8 @@ class InducingAttention(BackendChoice, nn.Module):
                 nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
         if self.log_scale is not None:
             nn.init.zeros_(self.log_scale)
-        self.norm.reset_parameters()
+        if self.norm is not None:
+            self.norm.reset_parameters()
 
     def key_weight(self) -> Tensor:
         """W_K with each head's rows scaled by its temperature (``w_k`` without score_scale)."""
@@ -91,6 +96,8 @@ class InducingAttention(BackendChoice, nn.Module):
     ) -> Tensor:
         """x (B, N, d); z (B, K) mask, or u (B, K) with gamma so z = smooth_step(u, gamma);
         key_padding_mask (B, N) bool, True = padded. Returns (B, K, d)."""
+        if self.norm is None:
+            return self.attend(x, z, u=u, gamma=gamma, key_padding_mask=key_padding_mask)
         return inducing_attention_block(
             x,
             self.inducing,

@@ -30,7 +30,8 @@ def _load(out: Path) -> list[dict[str, Any]]:
 
 
 def _header(payload: dict[str, Any]) -> list[str]:
-    return [
+    caveat = [f"**Caveat:** {payload['caveat']}", ""] if payload.get("caveat") else []
+    return caveat + [
         f"*Preset `{payload['preset']}`.* Command: `{payload['command']}`  ",
         f"Machine: {payload['machine']}, {payload['torch_threads']} torch thread(s), 1-minute "
         f"load average {payload['load_average_at_start']} at the start (shared CPU). "

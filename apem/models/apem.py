@@ -187,15 +187,14 @@ class PatternSelector(nn.Module):
                 shape[1],
                 query_projection=query_projection,
                 score_scale=score_scale,
+                block=residual,
                 backend=backend,
             )
             for _ in range(count)
         )
-        self.residual = residual
 
     def forward(self, y: Tensor) -> Tensor:
-        run = (lambda a: a(y)) if self.residual else (lambda a: a.attend(y))
-        found = [run(adapter) for adapter in self.adapters]
+        found = [adapter(y) for adapter in self.adapters]
         return found[0] if len(found) == 1 else torch.cat(found, dim=1)
 
     def attention_weights(self, y: Tensor) -> Tensor:

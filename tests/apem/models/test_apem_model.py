@@ -117,6 +117,7 @@ def test_pattern_selector_adapters_and_residual(make_schema, adapters, residual)
     selector = model.pattern_selectors[0]
     assert len(selector.adapters) == (3 if adapters else 1)
     assert [a.num_inducing for a in selector.adapters] == ([1] * 3 if adapters else [3])
+    assert all((a.norm is not None) == residual for a in selector.adapters)  # no unused weights
     y = torch.randn(5, SMALL["num_inducing"], SMALL["embed_dim"])
     run = (lambda a: a(y)) if residual else (lambda a: a.attend(y))
     expected = torch.cat([run(a) for a in selector.adapters], dim=1)

@@ -197,7 +197,7 @@ def _attention_backend(backend: Backend | str, x: Tensor, dim: int, num_heads: i
         if Backend.parse(backend) is Backend.AUTO:
             return Backend.TORCH
         raise ValueError(
-            f"backend='triton' supports d <= 128 (bf16/fp16: at most 2 heads at d = 128, 8 at "
+            f"backend='triton' supports d <= 128 (bf16/fp16: at most 2 heads at d = 128, 4 at "
             f"d = 64; fp32/fp64: d <= 32, at most 2 heads at d = 32), got d = {dim} with "
             f"{num_heads} heads in {x.dtype}; use backend='torch'"
         )

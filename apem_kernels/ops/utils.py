@@ -20,10 +20,13 @@ def block_size(n: int, minimum: int = 16) -> int:
 def fused_supports(dim: int, num_heads: int, dtype: torch.dtype) -> bool:
     """Whether the attention kernels take width d with M heads in ``dtype``: ``[C_0; …]``
     (HEADS · d_pad, d_pad) is a dot operand staged in shared memory beside the others, so at most
-    32,768 elements in bf16/fp16 (d ≤ 128 with 2 heads there, 8 at d = 64) and 2,048 in fp32
-    (split for tf32×3 products) and fp64 (d ≤ 32, 2 heads there)."""
-    elements = block_size(num_heads, 1) * block_size(dim) ** 2
-    return elements <= (32768 if dtype in (torch.float16, torch.bfloat16) else 2048)
+    32,768 elements in bf16/fp16 (d ≤ 128 with 2 heads there) and 2,048 in fp32
+    (split for tf32×3 products) and fp64 (d ≤ 32, 2 heads there). Besides, at most 256 stacked
+    head columns (HEADS · d_pad): 8 heads at d = 64 put 16 rows per head beside 64-wide tiles,
+    and their backward needed 200 KB of shared memory, over an sm_80's 166 KB."""
+    heads, width = block_size(num_heads, 1), block_size(dim)
+    limit = 32768 if dtype in (torch.float16, torch.bfloat16) else 2048
+    return heads * width**2 <= limit and heads * width <= 256
 
 
 def interpreting() -> bool:

@@ -16,8 +16,11 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
 import pytest
+import triton
 
 import apem_kernels.ops
+
+_TRITON = tuple(int(p) for p in triton.__version__.split(".")[:2])
 
 # Shared memory per block available to a kernel (opt-in maximum), by compute capability.
 SHARED_MEMORY_LIMIT = {90: 232448, 80: 166912}
@@ -83,6 +86,9 @@ def test_some_module_defines_specs():
 @pytest.mark.parametrize("capability", CAPABILITIES, ids=lambda c: f"sm_{c}")
 @pytest.mark.parametrize(("module_name", "index", "name"), SPECS, ids=[s[2] for s in SPECS])
 def test_spec_compiles_within_shared_memory(compiled, module_name, index, name, capability):
+    if "fp64" in name and _TRITON < (3, 7):
+        # fp64 runs only under the interpreter (gradcheck); triton 3.6's compiler rejects it.
+        pytest.skip("triton 3.6 does not compile the fp64 variants (PassManager::run failed)")
     shared, error = compiled[(module_name, index, capability)]
     assert shared is not None, f"{name} does not compile for sm_{capability}: {error}"
     limit = SHARED_MEMORY_LIMIT[capability]

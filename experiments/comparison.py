@@ -62,7 +62,7 @@ def run_comparison(experiment: str, dataset: str, preset: Preset) -> dict[str, A
         variants = model_variants(preset)
     else:
         variants = ablation_variants(preset, SWITCHES[experiment])
-    rows = preset.census_rows if dataset == "census" else preset.rows[dataset]
+    rows = preset.census_rows if dataset == "census" else preset.rows.get(dataset)
     splits = load_dataset(dataset, rows)
     train = train_config(preset)
     outcome = run_variants(variants, splits, preset.seeds, train)

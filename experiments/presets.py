@@ -1,7 +1,8 @@
 """Experiment scales: ``smoke`` (seconds, CI), ``small`` (minutes on a 2-core CPU), ``medium``
 (the issue's data and seeds on a 2-core CPU: 10^6 synthetic rows, 5 seeds, a short training
 budget), ``full`` (the issue's whole protocol: the whole grid, up to 20 epochs; meant for a
-bigger machine)."""
+bigger machine), ``user`` (what `apem train` does with a user's table: every model at its
+defaults, ``TrainConfig``'s schedule, no search)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ class Preset:
     """Everything that changes between scales.
 
     Attributes:
-        name: smoke, small or full.
+        name: its key in ``PRESETS``.
         seeds: training seeds (one run per model and seed at the selected hyper-parameters).
-        rows: synthetic dataset -> rows generated (cut 80/10/10).
+        rows: synthetic dataset or generated table -> rows generated (cut 80/10/10).
         census_rows: keep only the first rows of each census split (None: all of them).
         grid: model -> hyper-parameter name -> values searched (product), on the first seed.
         train: keyword arguments of ``apem.train.TrainConfig``.
@@ -95,5 +96,14 @@ PRESETS: dict[str, Preset] = {
         grid=FULL_GRID,
         train={"epochs": 20, "batch_size": 1024, "patience": 2},
         efficiency_rows=1_000_000,
+    ),
+    "user": Preset(
+        name="user",
+        seeds=(0, 1, 2),
+        rows={"table-shop": 60_000, "table-delivery": 60_000},
+        census_rows=None,
+        grid={model: {} for model in SMALL_GRID},
+        train={"epochs": 10, "batch_size": 1024, "patience": 2},
+        models=tuple(m for m in MODELS if m != "apem_paper"),
     ),
 }

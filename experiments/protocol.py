@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.datasets import DATASETS
+from experiments.datasets import PAPER_DATASETS
 from experiments.presets import PRESETS
 
 # Command-line options that shrink a preset's protocol.
 OVERRIDES = ("--seeds", "--grid first", "--grid=first", "--models")
 # (experiment, dataset) pairs the issue asks for; None: the experiment has no dataset choice.
 EXPECTED: tuple[tuple[str, str | None], ...] = (
-    *(("models", d) for d in DATASETS),
+    *(("models", d) for d in PAPER_DATASETS),
     ("ablations", None),
     ("selector", None),
     ("efficiency", None),
@@ -48,6 +48,8 @@ def protocol_lines() -> list[str]:
 
 
 def _grid_text(grid: dict[str, dict[str, list[Any]]]) -> str:
+    if not any(grid.values()):
+        return "none: every model at its defaults"
     return "; ".join(
         f"{model} " + " × ".join(f"{k} ∈ {values}" for k, values in knobs.items())
         for model, knobs in grid.items()

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from experiments import figures, protocol, readings
+from experiments.tables import TABLE_STEPS
 
 ORDER = ("selector", "efficiency", "models", "ablations", "departures")
-DATASET_ORDER = ("census", "synthetic2", "synthetic4")
+DATASET_ORDER = ("census", "synthetic2", "synthetic4", *TABLE_STEPS)
 FULL_PROTOCOL = (
     "The issue's full protocol is `--preset full`: synthetic funnels of 10^6 rows, 5 seeds, "
     "the whole grid (dropout × each model's capacity knob), up to 20 epochs with patience 2."

@@ -118,7 +118,7 @@ def run_selector(dataset: str, preset: Preset) -> dict[str, Any]:
     APEM hyper-parameters, no grid) and its selection rates on the test split. γ follows the
     run-length schedule, so the gate is the paper's hard 0/1 one by the end of the run,
     as after the paper's 50,000 steps (the preset's runs are far shorter)."""
-    rows = preset.census_rows if dataset == "census" else preset.rows[dataset]
+    rows = preset.census_rows if dataset == "census" else preset.rows.get(dataset)
     splits = load_dataset(dataset, rows)
     train: TrainConfig = dataclasses.replace(train_config(preset), patience=0)
     seed = preset.seeds[0]

@@ -13,7 +13,6 @@ from apem_kernels.functional import (
     smooth_step,
 )
 from apem_kernels.modules import InducingAttention
-from apem_kernels.reference import gamma_schedule
 from apem_kernels.set_transformer import ISAB, PMA
 
 __all__ = [
@@ -21,7 +20,6 @@ __all__ = [
     "ISAB",
     "InducingAttention",
     "PMA",
-    "gamma_schedule",
     "inducing_attention",
     "inducing_attention_block",
     "inducing_attention_factored",

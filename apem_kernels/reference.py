@@ -10,28 +10,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-GAMMA_START = 10.0
-GAMMA_DECAY = 2e-4
-GAMMA_FLOOR = 1e-3
-
-
-def gamma_schedule(
-    step: int | Tensor,
-    start: float = GAMMA_START,
-    decay: float = GAMMA_DECAY,
-    floor: float = GAMMA_FLOOR,
-) -> float | Tensor:
-    """Width of the smooth step at a training step: ``max(start - decay * step, floor)``.
-
-    A python ``step`` gives a float; a tensor ``step`` (a model's step buffer) gives a float64
-    tensor on its device, equal to the float, so a compiled training step reads γ without a
-    host sync and without recompiling as it changes. With the defaults f_D becomes a hard 0/1
-    gate after 50,000 steps.
-    """
-    if isinstance(step, Tensor):
-        return (start - decay * step.to(torch.float64)).clamp(min=floor)
-    return max(start - decay * float(step), floor)
-
 
 def smooth_step(u: Tensor, gamma: float | Tensor) -> Tensor:
     """The cubic smooth step f_D(u; gamma) of the dynamic selector, elementwise, any shape.

@@ -17,9 +17,10 @@ import torch
 
 from apem.data import BatchLoader, FunnelData, FunnelSplits
 from apem.models import APEM, build_model
+from apem.models.gamma import gamma_schedule
 from apem.train import TrainConfig, seed_everything
 from apem.train.diagnostics import diagnose
-from apem_kernels import gamma_schedule, smooth_step
+from apem_kernels import smooth_step
 from experiments.comparison import train_config
 from experiments.datasets import DESCRIPTIONS, load_dataset
 from experiments.presets import Preset

@@ -19,10 +19,10 @@ from torch import Tensor, nn
 from apem.data.batching import Batch
 from apem.data.schema import FunnelData, Schema
 from apem.models.base import FunnelModel
+from apem.models.gamma import GAMMA_DECAY, GAMMA_FLOOR, GAMMA_START, gamma_schedule
 from apem.nn import MLP, Towers, dependence_loss
 from apem.nn.checks import dropout_rate, flag, layer_sizes, non_negative, one_of, positive_int
-from apem_kernels import Backend, InducingAttention, gamma_schedule, smooth_step
-from apem_kernels.reference import GAMMA_DECAY, GAMMA_FLOOR, GAMMA_START
+from apem_kernels import Backend, InducingAttention, smooth_step
 
 BACKENDS = tuple(b.value for b in Backend)
 INITS = ("xavier", "unit")

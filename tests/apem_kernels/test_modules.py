@@ -141,13 +141,6 @@ def test_backends_agree_forward_and_backward(query_projection, kernel_device):
         )
 
 
-def test_gamma_schedule():
-    assert K.gamma_schedule(0) == 10.0
-    assert K.gamma_schedule(25_000) == pytest.approx(5.0)
-    assert K.gamma_schedule(50_000) == 1e-3
-    assert K.gamma_schedule(100_000) == 1e-3
-
-
 def test_use_from_a_fresh_interpreter_on_cpu():
     script = textwrap.dedent(
         """
@@ -156,7 +149,7 @@ def test_use_from_a_fresh_interpreter_on_cpu():
         import apem_kernels as K
         m = K.InducingAttention(32, 64, 2)
         x = torch.randn(4, 10, 32, requires_grad=True)
-        y = m(x, u=torch.randn(4, 64), gamma=K.gamma_schedule(1000))
+        y = m(x, u=torch.randn(4, 64), gamma=9.8)
         y.sum().backward()
         assert y.shape == (4, 64, 32) and torch.isfinite(x.grad).all()
         assert m.w_k.grad is not None and "triton" not in sys.modules

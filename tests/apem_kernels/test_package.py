@@ -13,7 +13,6 @@ def test_public_names():
         "ISAB",
         "InducingAttention",
         "PMA",
-        "gamma_schedule",
         "inducing_attention",
         "inducing_attention_block",
         "inducing_attention_factored",

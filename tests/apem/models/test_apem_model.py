@@ -10,7 +10,7 @@ import torch
 from apem.data.schema import FunnelData
 from apem.models import APEM, build_model
 from apem.models.apem import TOWER_INPUTS, VARIANTS
-from apem_kernels import gamma_schedule
+from apem.models.gamma import gamma_schedule
 
 SMALL = {"num_layers": 2, "num_inducing": 4, "embed_dim": 4, "backend": "torch"}
 

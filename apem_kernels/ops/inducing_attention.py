@@ -158,6 +158,13 @@ def _gate(
 
 
 @triton.jit
+def _per_point(rows, BLOCK_K: tl.constexpr, HEADS: tl.constexpr):
+    """A per-row value of the stacked rows (R,) that every head of a point shares, per point
+    (BLOCK_K,): gathered from the rows rather than recomputed in the (BLOCK_K, d) tiles' layout."""
+    return tl.max(tl.reshape(rows, (BLOCK_K, HEADS)), axis=1)
+
+
+@triton.jit
 def _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK: tl.constexpr, BLOCK_N: tl.constexpr,
           BLOCK_D: tl.constexpr):  # fmt: skip
     """Rows n0.. of sample b: x (BLOCK_N, BLOCK_D) in x's dtype, zero outside N x D, and which
@@ -175,6 +182,17 @@ def _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK: tl.constexpr, BLOCK_N: tl.cons
         padded = tl.load(mask_ptr + b * N + offs_n, mask=in_range, other=1)
         valid = in_range & (padded == 0)
     return x, valid
+
+
+@triton.jit
+def _masked(r, scale, valid, SCALED: tl.constexpr):
+    """Scores ``scale ⊙ r`` (R, BLOCK_N) from products r, -inf at the keys that do not count:
+    an additive column bias, so scale and mask are one FMA per element (x is zero at those keys,
+    the product finite)."""
+    bias = tl.where(valid, 0.0, float("-inf"))[None, :]
+    if SCALED:
+        return r * scale[:, None] + bias
+    return r + bias
 
 
 @triton.jit
@@ -200,7 +218,7 @@ def _normalized(h, d_ok, D, eps):
     """LayerNorm statistics of rows h (BLOCK_K, BLOCK_D): (h - mean) * rstd and rstd."""
     mean = tl.sum(h, axis=1) / D
     centred = tl.where(d_ok[None, :], h - mean[:, None], 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1) / D + eps)
+    rstd = tl.math.rsqrt(tl.sum(centred * centred, axis=1) / D + eps)
     return centred * rstd[:, None], rstd
 
 
@@ -238,10 +256,7 @@ def _forward_kernel(
         z_rows, _ = _gate(z_ptr + b * K, row_k, row_k < K, gamma, HAS_Z, Z_FROM_U, ACC)  # [R]
         if SINGLE_PASS:
             x, valid = _keys(x_ptr, mask_ptr, b, 0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
-            s = _mm(a, tl.trans(x))  # [R, BN]
-            if HAS_Z:
-                s = s * z_rows[:, None]
-            s = tl.where(valid[None, :], s, float("-inf"))
+            s = _masked(_mm(a, tl.trans(x)), z_rows, valid, HAS_Z)  # [R, BN]
             m = tl.max(s, axis=1)
             m = tl.where(m == float("-inf"), 0.0, m)
             p = tl.exp2(s - m[:, None])
@@ -253,10 +268,7 @@ def _forward_kernel(
             t = tl.zeros((BLOCK_K * HEADS, BLOCK_D), ACC)
             for n0 in range(0, N, BLOCK_N):
                 x, valid = _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
-                s = _mm(a, tl.trans(x))
-                if HAS_Z:
-                    s = s * z_rows[:, None]
-                s = tl.where(valid[None, :], s, float("-inf"))
+                s = _masked(_mm(a, tl.trans(x)), z_rows, valid, HAS_Z)
                 m_new = tl.maximum(m, tl.max(s, axis=1))
                 shift = tl.where(m_new == float("-inf"), 0.0, m_new)
                 alpha = tl.exp2(m - shift)
@@ -270,7 +282,7 @@ def _forward_kernel(
         t_cat = tl.reshape(t.to(dtype), (BLOCK_K, HEADS * BLOCK_D))  # [BK, HEADS*BD]
         out = _mm(t_cat, c)  # [BK, BD]
         if HAS_NORM:
-            z, _ = _gate(z_ptr + b * K, offs_k, k_ok, gamma, HAS_Z, Z_FROM_U, ACC)
+            z = _per_point(z_rows, BLOCK_K, HEADS)  # [BK]
             xhat, _ = _normalized(inducing * z[:, None] + out, d_ok, D, eps)
             out = xhat * weight[None, :] + bias[None, :]
         tl.store(out_ptr + b * K * D + out_offs, out, mask=out_ok)
@@ -330,13 +342,14 @@ def _backward_kernel(
     dbias = tl.zeros((BLOCK_D,), ACC)
     for sample in range(tl.program_id(0), B, tl.num_programs(0)):
         b = tl.cast(sample, tl.int64)
-        z_rows, _ = _gate(z_ptr + b * K, row_k, row_k < K, gamma, HAS_Z, Z_FROM_U, ACC)  # [R]
+        z_rows, _ = _gate(z_ptr + b * K, row_k, row_k < K, gamma, HAS_Z, Z_FROM_U, ACC)
+        z, dzdu = _gate(z_ptr + b * K, offs_k, k_ok, gamma, HAS_Z, Z_FROM_U, ACC)
         scale = z_rows * _LOG2E  # [R]: natural scores to base 2
         # P and T = P x
         if SINGLE_PASS:
             x, valid = _keys(x_ptr, mask_ptr, b, 0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
             r = _mm(a, tl.trans(x))  # [R, BN]
-            s = tl.where(valid[None, :], r * scale[:, None], float("-inf"))
+            s = _masked(r, scale, valid, True)
             m = tl.max(s, axis=1)
             m = tl.where(m == float("-inf"), 0.0, m)
             p = tl.exp2(s - m[:, None])
@@ -349,7 +362,7 @@ def _backward_kernel(
             t = tl.zeros((BLOCK_K * HEADS, BLOCK_D), ACC)
             for n0 in range(0, N, BLOCK_N):
                 x, valid = _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
-                s = tl.where(valid[None, :], _mm(a, tl.trans(x)) * scale[:, None], float("-inf"))
+                s = _masked(_mm(a, tl.trans(x)), scale, valid, True)
                 t += _mm(tl.exp2(s - lse[:, None]).to(dtype), x)
         t_cat = tl.reshape(t.to(dtype), (BLOCK_K, HEADS * BLOCK_D))  # [BK, HEADS*BD]
         # dO from dy through the LayerNorm and the residual
@@ -359,21 +372,19 @@ def _backward_kernel(
             # I and the norm weight are re-read (L1) per sample: held, they would spill.
             inducing = tl.load(inducing_ptr + out_offs, mask=out_ok, other=0.0).to(ACC)
             weight = tl.load(norm_w_ptr + offs_d, mask=d_ok, other=0.0).to(ACC)
-            z, dzdu = _gate(z_ptr + b * K, offs_k, k_ok, gamma, HAS_Z, Z_FROM_U, ACC)
             out = _mm(t_cat, c)  # [BK, BD]
             xhat, rstd = _normalized(inducing * z[:, None] + out, d_ok, D, eps)
-            xhat = tl.where(out_ok, xhat, 0.0)
             dweight += tl.sum(dy * xhat, axis=0)
             dbias += tl.sum(dy, axis=0)
             dxhat = dy * weight[None, :]
             mean_g = tl.sum(dxhat, axis=1) / D
             mean_gx = tl.sum(dxhat * xhat, axis=1) / D
             dh = dxhat - mean_g[:, None] - xhat * mean_gx[:, None]
-            do = tl.where(out_ok, dh * rstd[:, None], 0.0)
+            # xhat is 0 in the padded columns, dy in the padded rows: only dh's columns need it
+            do = tl.where(d_ok[None, :], dh * rstd[:, None], 0.0)
             dres += do * z[:, None]
             dz += tl.sum(do * inducing, axis=1)
         else:
-            _, dzdu = _gate(z_ptr + b * K, offs_k, k_ok, gamma, HAS_Z, Z_FROM_U, ACC)
             do = dy
         do_in = do.to(dtype)
         dc += _mm(tl.trans(t_cat), do_in)  # [HEADS*BD, BD]
@@ -397,7 +408,7 @@ def _backward_kernel(
             for n0 in range(0, N, BLOCK_N):
                 x, valid = _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
                 r = _mm(a, tl.trans(x))
-                s = tl.where(valid[None, :], r * scale[:, None], float("-inf"))
+                s = _masked(r, scale, valid, True)
                 p = tl.exp2(s - lse[:, None])
                 dp = _mm(dt_in, tl.trans(x))
                 dz_tile, da_b, dx = _key_tile_gradients(a, x, r, p, dp, delta, dt_in, z_rows, HAS_Z)

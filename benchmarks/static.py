@@ -2,15 +2,19 @@
 
     python -m benchmarks.static [--only forward:bf16:paper-n18] [--arch 90] [--out DIR]
 
-For every kernel (forward, backward), dtype (bf16, fp16, fp32) and shape (``SHAPES``) it takes the
-configuration the launcher chooses (``launch_specs``), compiles it with ``triton.compile`` for
+For every kernel (forward, backward), dtype (bf16, fp16, fp32) and shape (``SHAPES``) that the
+fused kernels take (``fused_supports``; fp32 at the wide shape runs the torch backend) it takes
+the configuration the launcher chooses (``launch_specs``), compiles it with ``triton.compile`` for
 sm_90 and sm_80, and reads from triton's own ``ptxas -v`` run the registers, spill bytes, stack
 and shared memory, from which it derives CTAs per SM; from the SASS (``cuobjdump -sass``) it counts
 the instructions one sample costs one thread: the body of the kernel's sample loop, inner loops
 times their trip counts (the spec's ``loop_trips``), and within that the HGMMA/HMMA/FFMA/MUFU
-instructions. Writes ``static.json`` (a list of rows) and ``static.md`` to ``--out``
-(default ``benchmarks/results/static``), keeping the rows of ``version: "before"`` (today's
-kernels before the v2 redesign, measured once, see docs/design.md) already in ``static.json``.
+instructions. Those counts are per thread of one program; when K takes several blocks
+(``k_blocks``, a program each) a sample costs every block's program, so the warp-instructions per
+sample are that count times the warps times ``k_blocks``. Writes ``static.json`` (a list of rows)
+and ``static.md`` to ``--out`` (default ``benchmarks/results/static``), keeping the rows of
+``version: "before"`` (the kernels before the v2 redesign, measured once, see docs/design.md)
+already in ``static.json``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ os.environ.pop("TRITON_INTERPRET", None)
 
 import torch  # noqa: E402
 
-from apem_kernels.ops.utils import ctas_per_sm  # noqa: E402
+from apem_kernels.ops.utils import ctas_per_sm, fused_supports  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,7 @@ def measure(kernel: str, dtype: str, shape: str, capability: int, version: str) 
 
     s = SHAPES[shape]
     spec = launch_specs(s.keys, s.inducing, s.dim, s.heads, DTYPES[dtype])[kernel]
+    k_blocks = -(-s.inducing // spec.tags["config"].block_k)
     source = ASTSource(fn=spec.kernel, signature=spec.signature, constexprs=spec.constexprs)
     options = {"num_warps": spec.num_warps, "num_stages": spec.num_stages}
     log = io.StringIO()
@@ -176,6 +181,7 @@ def measure(kernel: str, dtype: str, shape: str, capability: int, version: str) 
         "triton": triton.__version__,
         "config": spec.name,
         "num_warps": spec.num_warps,
+        "k_blocks": k_blocks,
         "regs": ptxas["regs"],
         "spill_bytes": ptxas["spill_stores"] + ptxas["spill_loads"],
         "spill_stores": ptxas["spill_stores"],
@@ -184,8 +190,11 @@ def measure(kernel: str, dtype: str, shape: str, capability: int, version: str) 
         "smem_bytes": smem,
         "ctas_per_sm": ctas_per_sm(ptxas["regs"], spec.num_warps, smem, capability),
         **counts,
-        # what a sample costs the SM's issue slots: per-thread instructions times warps
-        "warp_instructions_per_sample": counts["instructions_per_sample"] * spec.num_warps,
+        # what a sample costs the issue slots: per-thread instructions times warps, for every
+        # K block's program
+        "warp_instructions_per_sample": counts["instructions_per_sample"]
+        * spec.num_warps
+        * k_blocks,
     }
 
 
@@ -196,6 +205,7 @@ COLUMNS = (
     ("arch", "arch"),
     ("version", "version"),
     ("warps", "num_warps"),
+    ("K blocks", "k_blocks"),
     ("regs", "regs"),
     ("spill st/ld (B)", None),
     ("stack (B)", "stack_bytes"),
@@ -218,9 +228,12 @@ def render(rows: list[dict]) -> str:
         "",
         "`python -m benchmarks.static` (no GPU: `triton.compile` for the target, triton's "
         "`ptxas -v`, `cuobjdump -sass`). Instructions are per sample per thread: the sample "
-        "loop's body, inner loops times their trip counts; warp-instructions are that times the "
-        "warps of a program (the issue slots a sample costs). CTAs/SM from registers, warps "
-        "and shared memory.",
+        "loop's body, inner loops times their trip counts, for one program; warp-instructions "
+        "are that times the warps of a program and the K blocks (a program each): the issue "
+        "slots a sample costs. CTAs/SM from registers, warps and shared memory. Only the "
+        "configurations the fused kernels take (`fused_supports`): fp32 at the wide shape "
+        "(d = 64, 4 heads) runs the torch backend, so it has `before` rows only. The `before` "
+        "rows predate the K-blocks column (–).",
         "",
         head,
         "|" + "---|" * len(COLUMNS),
@@ -240,6 +253,8 @@ def render(rows: list[dict]) -> str:
         for _, key in COLUMNS:
             if key is None:
                 cells.append(f"{row['spill_stores']}/{row['spill_loads']}")
+            elif key not in row:
+                cells.append("–")
             else:
                 value = row[key]
                 cells.append(f"{value:,}" if isinstance(value, int) else str(value))
@@ -247,6 +262,12 @@ def render(rows: list[dict]) -> str:
     tritons = sorted({f"{r['version']}: triton {r['triton']}" for r in rows})
     lines += ["", "Compiled with " + "; ".join(tritons) + "."]
     return "\n".join(lines) + "\n"
+
+
+def supported(dtype: str, shape: str) -> bool:
+    """Whether the launchers run the fused kernels for this dtype and shape at all."""
+    s = SHAPES[shape]
+    return fused_supports(s.dim, s.heads, DTYPES[dtype])
 
 
 def _key(row: dict) -> tuple:
@@ -267,9 +288,11 @@ def main(argv: list[str] | None = None) -> None:
         kernel, dtype, shape = args.only.split(":")
         if kernel not in KERNELS or dtype not in DTYPES or shape not in SHAPES:
             parser.error(f"--only wants one of {KERNELS}:{tuple(DTYPES)}:{tuple(SHAPES)}")
+        if not supported(dtype, shape):
+            parser.error(f"the fused kernels do not take {dtype} at {shape} (fused_supports)")
         cases = [(kernel, dtype, shape)]
     else:
-        cases = [(k, d, s) for k in KERNELS for d in DTYPES for s in SHAPES]
+        cases = [(k, d, s) for k in KERNELS for d in DTYPES for s in SHAPES if supported(d, s)]
     caps = args.arch or CAPABILITIES
     jobs = [(*case, cap, args.version) for case in cases for cap in caps]
     with ProcessPoolExecutor(min(args.workers, len(jobs)), mp_context=get_context("spawn")) as pool:

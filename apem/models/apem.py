@@ -24,7 +24,6 @@ from apem.nn import MLP, Towers, dependence_loss
 from apem.nn.checks import dropout_rate, flag, layer_sizes, non_negative, one_of, positive_int
 from apem_kernels import Backend, InducingAttention, smooth_step
 
-BACKENDS = tuple(b.value for b in Backend)
 INITS = ("xavier", "unit")
 RESIDUALS = ("queries", "input")
 TOWER_INPUTS = ("task", "task+final", "task+embeddings", "task+layers")
@@ -266,7 +265,7 @@ class APEM(FunnelModel):
         tower_input: str | None = None,
         gamma_schedule: str | None = None,
         output_prior: bool | None = None,
-        backend: str = "auto",
+        backend: Backend | str = "auto",
     ) -> None:
         fixed = VARIANTS[one_of("variant", variant, list(VARIANTS))]
         given = {
@@ -308,7 +307,7 @@ class APEM(FunnelModel):
         )
         # The kernel backend is not a hyper-parameter: it changes no weight, so it stays out of
         # ``config`` and a checkpoint loads under any backend (rebuilt models use "auto").
-        backend = one_of("backend", backend, BACKENDS)
+        backend = Backend.parse(backend)
         if embed_dim % num_heads:
             raise ValueError(
                 f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"

@@ -33,12 +33,9 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-# Compiles need triton's real JIT functions, not the interpreter's (tests set TRITON_INTERPRET=1).
-os.environ.pop("TRITON_INTERPRET", None)
+import torch
 
-import torch  # noqa: E402
-
-from apem_kernels.ops.utils import ctas_per_sm, fused_supports  # noqa: E402
+from apem_kernels.ops.utils import ctas_per_sm, fused_supports
 
 
 @dataclass(frozen=True)
@@ -294,6 +291,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         cases = [(k, d, s) for k in KERNELS for d in DTYPES for s in SHAPES if supported(d, s)]
     caps = args.arch or CAPABILITIES
+    # The workers compile triton's real JIT functions, not the interpreter's: they inherit this
+    # environment. Only here, not at import: a test session importing this module keeps its
+    # interpreter (tests set TRITON_INTERPRET=1).
+    os.environ.pop("TRITON_INTERPRET", None)
     jobs = [(*case, cap, args.version) for case in cases for cap in caps]
     with ProcessPoolExecutor(min(args.workers, len(jobs)), mp_context=get_context("spawn")) as pool:
         rows = list(pool.map(measure, *zip(*jobs, strict=True)))

@@ -50,6 +50,11 @@ def test_parse_ptxas():
     }
 
 
+def test_import_leaves_the_interpreter_on():
+    # tests/conftest.py turns it on; importing the report must not turn the kernel tests off
+    assert os.environ.get("TRITON_INTERPRET") == "1"
+
+
 def test_only_the_configurations_the_fused_kernels_take():
     # fp32 at d = 64 with 4 heads runs the torch backend: nothing to compile for it
     assert static.supported("bf16", "wide") and static.supported("fp32", "paper-n64")

@@ -127,7 +127,10 @@ def headline(payload: dict[str, Any], apem: str = "apem") -> str | None:
     )
     return (
         f"{payload['dataset']} (`{payload['preset']}`, {payload['scale']['rows']['train']:,} "
-        f"training rows, {seeds} seeds): APEM " + ", ".join(parts) + "." + capped
+        f"training rows, {seeds} seed{'s' if seeds != 1 else ''}): APEM "
+        + ", ".join(parts)
+        + "."
+        + capped
     )
 
 

@@ -18,15 +18,21 @@ PATH.csv --labels ...`` with its default settings. Two are drawn by generators o
 
 from __future__ import annotations
 
-import gzip
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from apem.data import FunnelSplits, load_source
+from apem.data.sources.census import (
+    COLUMNS,
+    EMPLOYER_SIZE,
+    INCOME,
+    INCOME_VALUES,
+    WEEKS_WORKED,
+    WEIGHT,
+)
 
 TABLE_STEPS = {
     "table-shop": ("click", "cart", "order"),
@@ -35,6 +41,11 @@ TABLE_STEPS = {
 }
 TABLE_DENSE = {"table-delivery": ("price", "distance", "rating", "past_orders")}
 TABLE_OPTIONS = {"table-census3": {"drop_inconsistent": True}}
+GENERATED_ROWS = 60_000  # the generated tables' default size
+# The shop's columns each step weighs more (1.2 instead of 0.5): click leans on category, hour
+# and channel, cart on price and promo, order on brand and promo.
+SHOP_LEANS = (("category", "hour", "channel"), ("price_band", "promo"), ("brand", "promo"))
+DIVIDENDS = "c18"  # census: dividends from stocks
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -79,13 +90,8 @@ def shop_table(rows: int, seed: int = 0) -> pd.DataFrame:
     values = {name: _categorical(rng, rows, size) for name, size in sizes.items()}
     logits = []
     shared = {name: rng.normal(0, 0.5, size) for name, size in sizes.items()}
-    for step in range(3):
-        # Later steps lean on price, promo and brand; the first on category, hour and channel.
-        weight = {name: 0.5 for name in sizes}
-        for name in (("category", "hour", "channel"), ("price_band", "promo"), ("brand", "promo"))[
-            step
-        ]:
-            weight[name] = 1.2
+    for leans in SHOP_LEANS:
+        weight = {name: 1.2 if name in leans else 0.5 for name in sizes}
         logit = np.zeros(rows)
         for name, size in sizes.items():
             own = rng.normal(0, 0.5, size)
@@ -138,17 +144,16 @@ def delivery_table(rows: int, seed: int = 0) -> pd.DataFrame:
 
 
 def census3_table(path: str) -> pd.DataFrame:
-    """The ``table-census3`` funnel from the census file at ``path``: 99,762 rows."""
-    with gzip.open(path, "rt") as handle:
-        raw = pd.read_csv(
-            handle, header=None, skipinitialspace=True, dtype=str, keep_default_na=False
-        )
-    raw[41] = raw[41].str.rstrip(".")
-    work = pd.to_numeric(raw[39]) > 0
-    income = raw[41] == "50000+"
-    dividends = income & (pd.to_numeric(raw[18]) > 0)
-    # 24 instance weight, 39 and 30 define (or leak) work, 41 income, 18 defines dividends.
-    table = raw.drop(columns=[24, 39, 30, 41, 18]).rename(columns=lambda c: f"c{c}")
+    """The ``table-census3`` funnel from the census file at ``path``: 99,762 rows, the columns
+    named as ``apem.data``'s census loader names them."""
+    raw = pd.read_csv(
+        path, header=None, names=COLUMNS, skipinitialspace=True, dtype=str, keep_default_na=False
+    )
+    work = pd.to_numeric(raw[WEEKS_WORKED]) > 0
+    income = raw[INCOME] == INCOME_VALUES[1]
+    dividends = income & (pd.to_numeric(raw[DIVIDENDS]) > 0)
+    # Dropped: the instance weight, the columns that define (or leak) a step, and the labels.
+    table = raw.drop(columns=[WEIGHT, WEEKS_WORKED, EMPLOYER_SIZE, INCOME, DIVIDENDS])
     return table.assign(work=work.astype(int), income=income.astype(int),
                         dividends=dividends.astype(int))  # fmt: skip
 
@@ -158,15 +163,16 @@ def table_splits(
 ) -> FunnelSplits:
     """Write table ``name`` as a CSV and read it back as ``apem train --data PATH.csv
     --labels ... [--dense ...]`` does, with the loader's defaults (split seed 0, 80/10/10);
-    ``rows``: the generated tables' size (default 60,000; the census table has its own)."""
-    makers: dict[str, Callable[[], pd.DataFrame]] = {
-        "table-shop": lambda: shop_table(rows or 60_000),
-        "table-delivery": lambda: delivery_table(rows or 60_000),
-        "table-census3": lambda: census3_table(census_path),
-    }
+    ``rows``: the generated tables' size (default ``GENERATED_ROWS``; the census table has its
+    own)."""
+    if name == "table-census3":
+        table = census3_table(census_path)
+    else:
+        make = {"table-shop": shop_table, "table-delivery": delivery_table}[name]
+        table = make(rows or GENERATED_ROWS)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{name}.csv"
-        makers[name]().to_csv(path, index=False)
+        table.to_csv(path, index=False)
         return load_source(
             str(path),
             labels=TABLE_STEPS[name],

@@ -68,8 +68,12 @@ LOG2E = 1.4426950408889634
 
 @dataclass(frozen=True)
 class LaunchConfig:
-    """Compile-time tiles of one launch (see ``launch_config``)."""
+    """Compile-time sizes and tiles of one launch (see ``launch_config``)."""
 
+    keys: int
+    inducing: int
+    dim: int
+    num_heads: int
     block_k: int
     heads: int
     block_n: int
@@ -80,6 +84,10 @@ class LaunchConfig:
 
     def constexprs(self) -> dict:
         return {
+            "N": self.keys,
+            "K": self.inducing,
+            "D": self.dim,
+            "M": self.num_heads,
             "SINGLE_PASS": self.single_pass,
             "BLOCK_K": self.block_k,
             "HEADS": self.heads,
@@ -91,8 +99,12 @@ class LaunchConfig:
 def launch_config(
     keys: int, inducing: int, dim: int, heads: int, dtype: torch.dtype
 ) -> LaunchConfig:
-    """Tiles for N keys, K inducing points, width d and M heads, bucketed to powers of two.
+    """Sizes and tiles for N keys, K inducing points, width d and M heads.
 
+    N, K, d and M are compile-time constants, exact (masks, strides and the LayerNorm's 1/d
+    fold into the code; registers fell from 221 to 156 in the paper-shape bf16 forward): one
+    compiled variant per distinct shape and flag set, three shapes for an APEM model (layer 1,
+    layers 2..L, the Pattern Selector). The tiles are bucketed to powers of two:
     d is one tile (the LayerNorm needs whole rows); heads pad to a power of two; K rows per program
     as many as fit ``_MAX_ROWS`` stacked rows and R · d_pad <= ``_MAX_TILE`` / 2 (/ 4 for fp32 and
     fp64; so 128 rows at the paper's d in bf16, 64 in fp32: wider tiles need more shared memory
@@ -112,6 +124,10 @@ def launch_config(
     key_tile = _MAX_TILE // 2 if wide else _MAX_TILE
     block_n = min(block_size(keys), max(16, key_tile // rows))
     return LaunchConfig(
+        keys=keys,
+        inducing=inducing,
+        dim=dim,
+        num_heads=heads,
         block_k=block_k,
         heads=heads_p,
         block_n=block_n,
@@ -225,7 +241,7 @@ def _normalized(h, d_ok, D, eps):
 @triton.jit
 def _forward_kernel(
     x_ptr, z_ptr, mask_ptr, a_ptr, c_ptr, inducing_ptr, norm_w_ptr, norm_b_ptr, out_ptr, lse_ptr,
-    B, N, K, D, M, gamma: tl.float64, eps,
+    B, N: tl.constexpr, K: tl.constexpr, D: tl.constexpr, M: tl.constexpr, gamma: tl.float64, eps,
     HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
     SINGLE_PASS: tl.constexpr, ACC: tl.constexpr, BLOCK_K: tl.constexpr, HEADS: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -308,7 +324,7 @@ def _key_tile_gradients(a, x, r, p, dp, delta, dt_in, z_rows, HAS_Z: tl.constexp
 def _backward_kernel(
     x_ptr, z_ptr, mask_ptr, a_ptr, c_ptr, inducing_ptr, norm_w_ptr, norm_b_ptr, lse_ptr, dy_ptr,
     dx_ptr, dz_ptr, da_ptr, dc_ptr, dres_ptr, dnorm_ptr,
-    B, N, K, D, M, gamma: tl.float64, eps,
+    B, N: tl.constexpr, K: tl.constexpr, D: tl.constexpr, M: tl.constexpr, gamma: tl.float64, eps,
     HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
     SINGLE_PASS: tl.constexpr, ACC: tl.constexpr, BLOCK_K: tl.constexpr, HEADS: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -524,10 +540,6 @@ def _common_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, e
         "norm_w_ptr": norm_weight.contiguous() if norm else absent,
         "norm_b_ptr": norm_bias.contiguous() if norm else absent,
         "B": batch,
-        "N": n,
-        "K": k,
-        "D": d,
-        "M": m,
         "gamma": float(gamma or 1.0),
         "eps": float(eps),
         **_flags(gate, gate_is_u, mask, norm),

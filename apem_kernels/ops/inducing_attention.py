@@ -75,7 +75,7 @@ class LaunchConfig:
     dim: int
     num_heads: int
     block_k: int
-    heads: int
+    block_heads: int
     block_n: int
     block_d: int
     single_pass: bool
@@ -90,7 +90,7 @@ class LaunchConfig:
             "M": self.num_heads,
             "SINGLE_PASS": self.single_pass,
             "BLOCK_K": self.block_k,
-            "HEADS": self.heads,
+            "HEADS": self.block_heads,
             "BLOCK_N": self.block_n,
             "BLOCK_D": self.block_d,
         }
@@ -101,17 +101,15 @@ def launch_config(
 ) -> LaunchConfig:
     """Sizes and tiles for N keys, K inducing points, width d and M heads.
 
-    N, K, d and M are compile-time constants, exact (masks, strides and the LayerNorm's 1/d
-    fold into the code; registers fell from 221 to 156 in the paper-shape bf16 forward): one
-    compiled variant per distinct shape and flag set, three shapes for an APEM model (layer 1,
-    layers 2..L, the Pattern Selector). The tiles are bucketed to powers of two:
-    d is one tile (the LayerNorm needs whole rows); heads pad to a power of two; K rows per program
-    as many as fit ``_MAX_ROWS`` stacked rows and R · d_pad <= ``_MAX_TILE`` / 2 (/ 4 for fp32 and
-    fp64; so 128 rows at the paper's d in bf16, 64 in fp32: wider tiles need more shared memory
-    than an sm_80 has); the
-    key tile is N rounded up (>= 16) when the
-    (rows, keys) tile stays within ``_MAX_TILE`` elements, else the largest that does. One
-    pipeline stage: a sample's loads are few and prefetching them only costs registers.
+    N, K, d and M are compile-time constants, exact (masks, strides and the LayerNorm's 1/d fold
+    into the code): one compiled variant per distinct shape and flag set, three shapes for an
+    APEM model (layer 1, layers 2..L, the Pattern Selector). The tiles are bucketed to powers of
+    two: d is one tile (the LayerNorm needs whole rows); heads pad to a power of two; K rows per
+    program as many as fit ``_MAX_ROWS`` stacked rows and R · d_pad <= ``_MAX_TILE`` / 2 (/ 4 for
+    fp32 and fp64; so 128 rows at the paper's d in bf16, 64 in fp32: wider tiles need more shared
+    memory than an sm_80 has); the key tile is N rounded up (>= 16) when the (rows, keys) tile
+    stays within ``_MAX_TILE`` elements, else the largest that does. One pipeline stage: a
+    sample's loads are few and prefetching them only costs registers.
     """
     block_d = block_size(dim)
     heads_p = block_size(heads, 1)
@@ -129,7 +127,7 @@ def launch_config(
         dim=dim,
         num_heads=heads,
         block_k=block_k,
-        heads=heads_p,
+        block_heads=heads_p,
         block_n=block_n,
         block_d=block_d,
         single_pass=keys <= block_n,

@@ -303,17 +303,21 @@ def _forward_kernel(
 
 
 @triton.jit
-def _key_tile_gradients(a, x, r, p, dp, delta, dt_in, z_rows, HAS_Z: tl.constexpr):
-    """For one key tile with scores R = A xᵀ, probabilities P and dP = dT xᵀ (R, BLOCK_N):
-    dS = P ⊙ (dP − δ). Returns dz per row (R,), dA (R, BD) and dx (BLOCK_N, BD) of the tile."""
+def _key_tile_gradients(a, x, p, dp, delta, dt_in, z_rows, HAS_Z: tl.constexpr):
+    """For one key tile with scores z ⊙ R, R = A xᵀ, probabilities P and dP = dT xᵀ
+    (R, BLOCK_N): dS = P ⊙ (dP − δ) and G = dS x. Returns dz per row (R,) = rowsum(dS ⊙ R) =
+    rowsum(G ⊙ A) (R itself is not needed), dA (R, BD) = z ⊙ G and dx (BLOCK_N, BD) of the
+    tile."""
     dtype = x.dtype
     ds = p.to(dp.dtype) * (dp - delta[:, None])
-    dz_rows = tl.sum(ds * r, axis=1)
-    dr = ds
+    ds_in = ds.to(dtype)
+    g = _mm(ds_in, x)  # [R, BD]
+    dz_rows = tl.sum(g * a.to(g.dtype), axis=1)
+    da = g
+    dr_in = ds_in
     if HAS_Z:
-        dr = ds * z_rows[:, None]
-    dr_in = dr.to(dtype)
-    da = _mm(dr_in, x)  # [R, BD]
+        da = g * z_rows[:, None]
+        dr_in = (ds * z_rows[:, None]).to(dtype)
     dx = _mm(tl.trans(p.to(dtype)), dt_in) + _mm(tl.trans(dr_in), a)  # [BN, BD]
     return dz_rows, da, dx
 
@@ -407,11 +411,9 @@ def _backward_kernel(
         dx_row = dx_ptr + (kb * B + b) * N * D
         if SINGLE_PASS:
             dp = _mm(dt_in, tl.trans(x))  # [R, BN]
-            # rowsum(dT ⊙ T) = rowsum(P ⊙ dP): T need not stay live; R is recomputed (the
-            # second score product) rather than held.
+            # rowsum(dT ⊙ T) = rowsum(P ⊙ dP): T need not stay live.
             delta = tl.sum(p.to(ACC) * dp, axis=1)  # [R]
-            r = _mm(a, tl.trans(x))
-            dz_rows, da_b, dx = _key_tile_gradients(a, x, r, p, dp, delta, dt_in, z_rows, HAS_Z)
+            dz_rows, da_b, dx = _key_tile_gradients(a, x, p, dp, delta, dt_in, z_rows, HAS_Z)
             da += da_b
             offs_n = tl.arange(0, BLOCK_N)
             dx_ok = (offs_n < N)[:, None] & d_ok[None, :]
@@ -421,11 +423,10 @@ def _backward_kernel(
             dz_rows = tl.zeros((BLOCK_K * HEADS,), ACC)
             for n0 in range(0, N, BLOCK_N):
                 x, valid = _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
-                r = _mm(a, tl.trans(x))
-                s = _masked(r, scale, valid, True)
+                s = _masked(_mm(a, tl.trans(x)), scale, valid, True)
                 p = tl.exp2(s - lse[:, None])
                 dp = _mm(dt_in, tl.trans(x))
-                dz_tile, da_b, dx = _key_tile_gradients(a, x, r, p, dp, delta, dt_in, z_rows, HAS_Z)
+                dz_tile, da_b, dx = _key_tile_gradients(a, x, p, dp, delta, dt_in, z_rows, HAS_Z)
                 dz_rows += dz_tile
                 da += da_b
                 offs_n = n0 + tl.arange(0, BLOCK_N)

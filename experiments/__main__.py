@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", type=_models, help="override the preset's Table 3 models (comma-separated)"
     )
     run.add_argument(
+        "--epochs", type=int, help="override the preset's epoch cap (early stopping still applies)"
+    )
+    run.add_argument("--patience", type=int, help="override the preset's early-stopping patience")
+    run.add_argument(
         "--grid",
         choices=("all", "first"),
         default="all",
@@ -88,6 +92,10 @@ def run_experiment(args: argparse.Namespace, argv: Sequence[str] | None) -> Path
         preset = dataclasses.replace(preset, seeds=args.seeds)
     if args.models:
         preset = dataclasses.replace(preset, models=args.models)
+    schedule = {"epochs": args.epochs, "patience": args.patience}
+    train = {k: v for k, v in schedule.items() if v is not None}
+    if train:
+        preset = dataclasses.replace(preset, train={**preset.train, **train})
     if args.grid == "first":
         preset = dataclasses.replace(preset, grid=first_points(preset.grid))
     meta = provenance(None if argv is None else list(argv), torch.get_num_threads())

@@ -98,6 +98,9 @@ def merge_comparisons(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any
             raise ValueError(f"cannot merge: {key} {old[key]!r} != {new[key]!r}")
     if old["scale"]["rows"] != new["scale"]["rows"]:
         raise ValueError(f"cannot merge: rows {old['scale']['rows']} != {new['scale']['rows']}")
+    if old["scale"]["train"] != new["scale"]["train"]:
+        trains = old["scale"]["train"], new["scale"]["train"]
+        raise ValueError(f"cannot merge: training {trains[0]} != {trains[1]}")
     if old["comparison"]["seeds"] != new["comparison"]["seeds"]:
         seeds = old["comparison"]["seeds"], new["comparison"]["seeds"]
         raise ValueError(f"cannot merge: seeds {seeds[0]} != {seeds[1]}")

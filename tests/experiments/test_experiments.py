@@ -159,7 +159,7 @@ def test_variant_points_cross_the_grid_over_the_fixed_values() -> None:
     ]
 
 
-def test_merge_adds_rows_to_a_comparison_and_recomputes_the_tests(
+def test_merge_adds_rows_to_a_comparison_of_the_same_schedule_and_recomputes_the_tests(
     results: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "results"
@@ -181,3 +181,5 @@ def test_merge_adds_rows_to_a_comparison_and_recomputes_the_tests(
     assert "Rows apem_paper added by" in _page(out) and "apem_paper:" in _page(out)
     with pytest.raises(SystemExit, match="seeds"):
         main([*argv, "--preset", "smoke", "--seeds", "0", "--out", str(out), "--threads", "1"])
+    with pytest.raises(SystemExit, match=r"training .*'epochs': 1, .* != .*'epochs': 2, "):
+        main([*argv, "--preset", "smoke", "--epochs", "2", "--out", str(out), "--threads", "1"])

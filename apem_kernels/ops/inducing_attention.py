@@ -79,8 +79,7 @@ class LaunchConfig:
     block_n: int
     block_d: int
     single_pass: bool
-    forward_warps: int
-    backward_warps: int
+    num_warps: int
 
     def constexprs(self) -> dict:
         return {
@@ -97,30 +96,39 @@ class LaunchConfig:
 
 
 def launch_config(
-    keys: int, inducing: int, dim: int, heads: int, dtype: torch.dtype
+    keys: int, inducing: int, dim: int, heads: int, dtype: torch.dtype, backward: bool = False
 ) -> LaunchConfig:
-    """Sizes and tiles for N keys, K inducing points, width d and M heads.
+    """Sizes and tiles of the forward (or the backward) for N keys, K inducing points, width d
+    and M heads.
 
     N, K, d and M are compile-time constants, exact (masks, strides and the LayerNorm's 1/d fold
     into the code): one compiled variant per distinct shape and flag set, three shapes for an
     APEM model (layer 1, layers 2..L, the Pattern Selector). The tiles are bucketed to powers of
     two: d is one tile (the LayerNorm needs whole rows); heads pad to a power of two; K rows per
     program as many as fit ``_MAX_ROWS`` stacked rows and R · d_pad <= ``_MAX_TILE`` / 2 (/ 4 for
-    fp32 and fp64; so 128 rows at the paper's d in bf16, 64 in fp32: wider tiles need more shared
-    memory than an sm_80 has); the key tile is N rounded up (>= 16) when the (rows, keys) tile
-    stays within ``_MAX_TILE`` elements, else the largest that does. One pipeline stage: a
-    sample's loads are few and prefetching them only costs registers.
+    fp32 and fp64, and for the backward: 128 rows at the paper's d in the bf16 forward, 64 in
+    the others; wider tiles need more shared memory than an sm_80 has, and the backward holds
+    several (R, N) tiles per sample at once); the key tile is N rounded up (>= 16) when the
+    (rows, keys) tile stays within ``_MAX_TILE`` elements, else the largest that does. The
+    backward's key tile is never smaller than the forward's, so a forward in one pass has a
+    backward in one pass. One pipeline stage: a sample's loads are few and prefetching them only
+    costs registers.
     """
     block_d = block_size(dim)
     heads_p = block_size(heads, 1)
     # 4- and 8-byte inputs: half the rows and half the key tile (their dot operands take twice the
     # bytes; the fp32 backward at R = 128 needed 180 KB of shared memory on sm_90).
     wide = dtype not in (torch.float16, torch.bfloat16)
-    rows_max = max(16 * heads_p, min(_MAX_ROWS, _MAX_TILE // (4 if wide else 2) // block_d))
+    per_row = _MAX_TILE // (4 if wide or backward else 2) // block_d
+    rows_max = max(16 * heads_p, min(_MAX_ROWS, per_row))
     block_k = max(16, min(block_size(inducing), rows_max // heads_p))
     rows = block_k * heads_p
     key_tile = _MAX_TILE // 2 if wide else _MAX_TILE
     block_n = min(block_size(keys), max(16, key_tile // rows))
+    tile = rows * max(block_n, block_d)
+    # benchmarks/static.py at the paper shape (sm_90): 4 warps give the fewest instructions and
+    # no spills; past R = 128 rows or _MAX_TILE elements they spill more than 8 warps do.
+    warps = 8 if tile > _MAX_TILE or (backward and rows >= 128) else 4
     return LaunchConfig(
         keys=keys,
         inducing=inducing,
@@ -131,10 +139,7 @@ def launch_config(
         block_n=block_n,
         block_d=block_d,
         single_pass=keys <= block_n,
-        # Measured with benchmarks/static.py at the paper shape (sm_90): 4 warps give the forward
-        # no spills and the fewest instructions; the backward spills less with 8 once R >= 128.
-        forward_warps=4 if rows * max(block_n, block_d) <= _MAX_TILE else 8,
-        backward_warps=8 if rows >= 128 or rows * max(block_n, block_d) > _MAX_TILE else 4,
+        num_warps=warps,
     )
 
 
@@ -517,13 +522,15 @@ def _resident_programs(kernel, args: dict, device: torch.device) -> int:
     return _OCCUPANCY[key]
 
 
-def _common_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u):
+def _common_args(
+    x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u, backward
+):
     """Keyword arguments both kernels share: inputs (x, z/u, mask contiguous; placeholders where
-    absent), sizes, scalars, flags, tiles."""
+    absent), sizes, scalars, flags, and the tiles and warps of the forward or the backward."""
     batch, n, d = x.shape
     m, k, _ = a.shape
     norm = norm_weight is not None
-    cfg = launch_config(n, k, d, m, x.dtype)
+    cfg = launch_config(n, k, d, m, x.dtype, backward)
     absent = _placeholder(x.device, x.dtype)
     args = {
         "x_ptr": x.contiguous(),
@@ -544,6 +551,7 @@ def _common_args(x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, e
         **_flags(gate, gate_is_u, mask, norm),
         "ACC": TRITON_ACC[_accumulator_dtype(x.dtype)],
         **cfg.constexprs(),
+        "num_warps": cfg.num_warps,
         "num_stages": NUM_STAGES,
     }
     return args, cfg
@@ -561,14 +569,13 @@ def _forward(x, gate, a, c, inducing, norm_weight, norm_bias, mask, gamma, eps, 
     batch, n, d = x.shape
     m, k, _ = a.shape
     args, cfg = _common_args(
-        x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u
+        x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u, False
     )
     out = new_output((batch, k, d), x.dtype, x.device)
     lse = new_output((batch, m, lse_size(n, k, d, m, x.dtype)), a.dtype, x.device)
     if batch > 0:
         args.update(out_ptr=out, lse_ptr=lse if lse.numel() else _placeholder(x.device, a.dtype))
         k_blocks = triton.cdiv(k, cfg.block_k)
-        args["num_warps"] = cfg.forward_warps
         programs = _resident_programs(_forward_kernel, args, x.device)
         grid = (max(1, min(batch, programs // k_blocks)), k_blocks)
         _forward_kernel[grid](**args)
@@ -585,7 +592,7 @@ def _backward(
     acc = _accumulator_dtype(x.dtype)
     norm = norm_weight is not None
     args, cfg = _common_args(
-        x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u
+        x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u, True
     )
     k_blocks = triton.cdiv(k, cfg.block_k)
     dgate = new_output((batch, k), gate.dtype, x.device) if gate is not None else None
@@ -599,7 +606,6 @@ def _backward(
         args.update(
             lse_ptr=lse if lse.numel() else _placeholder(x.device, acc),
             dy_ptr=dy.contiguous(),
-            num_warps=cfg.backward_warps,
         )
         programs = _resident_programs(
             _backward_kernel, {**args, **_grad_placeholders(x, acc)}, x.device
@@ -766,13 +772,12 @@ def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:
 
 
 def _spec(kernel, dtype: torch.dtype, cfg: LaunchConfig, flags: dict, name: str) -> KernelSpec:
-    warps = cfg.forward_warps if kernel is _forward_kernel else cfg.backward_warps
     return KernelSpec(
         name=f"{kernel.__name__}[{name}]",
         kernel=kernel,
         signature=_signature(kernel, dtype),
         constexprs={"ACC": TRITON_ACC[_accumulator_dtype(dtype)], **flags, **cfg.constexprs()},
-        num_warps=warps,
+        num_warps=cfg.num_warps,
         num_stages=NUM_STAGES,
         tags={"dtype": dtype, "config": cfg, **flags},
     )
@@ -786,12 +791,13 @@ def launch_specs(
     keys: int, inducing: int, dim: int, heads: int, dtype: torch.dtype, flags: dict = APEM_FLAGS
 ) -> dict[str, KernelSpec]:
     """The forward and backward the launchers choose for this shape, dtype and flags."""
-    cfg = launch_config(keys, inducing, dim, heads, dtype)
     flag_names = "".join(f if flags[k] else "-" for f, k in zip("zumn", APEM_FLAGS, strict=True))
     name = f"{TRITON_DTYPES[dtype]},N={keys},K={inducing},d={dim},M={heads},{flag_names}"
+    forward = launch_config(keys, inducing, dim, heads, dtype)
+    backward = launch_config(keys, inducing, dim, heads, dtype, backward=True)
     return {
-        "forward": _spec(_forward_kernel, dtype, cfg, flags, name),
-        "backward": _spec(_backward_kernel, dtype, cfg, flags, name),
+        "forward": _spec(_forward_kernel, dtype, forward, flags, name),
+        "backward": _spec(_backward_kernel, dtype, backward, flags, name),
     }
 
 

@@ -141,6 +141,7 @@ CASES = [
     Case(1, 7, 64, 18, 1, gate="u", gamma=0.75, w_q=True, norm=False),
     Case(3, 7, 5, 18, 2, dtype=torch.float32, mask="all", w_q=True),
     Case(3, 7, 5, 18, 2, dtype=torch.bfloat16, gate="u", mask="random"),
+    Case(2, 18, 64, 18, 2, dtype=torch.bfloat16, gate="u"),  # paper layer 1: backward in 2 K blocks
     Case(3, 23, 5, 36, 3, dtype=torch.float16, norm=False),
 ]
 
@@ -157,6 +158,19 @@ def test_multi_block_tiles_match_reference(kernel_device):
     cfg = launch_config(case.keys, case.inducing, case.dim, case.heads, case.dtype)
     assert cfg.block_k < case.inducing and cfg.block_n < case.keys and not cfg.single_pass
     check_against_reference(case, kernel_device)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("dim", [8, 18, 64, 128])
+@pytest.mark.parametrize("keys", [1, 18, 64, 100, 1024])
+def test_backward_tiles_are_no_larger_than_the_forwards(keys, dim, dtype):
+    """The backward may take fewer stacked rows, never a smaller key tile: a forward in one pass
+    saves no logsumexp, so its backward must be one pass too."""
+    for heads in (1, 2, 4):
+        forward = launch_config(keys, 64, dim, heads, dtype)
+        backward = launch_config(keys, 64, dim, heads, dtype, backward=True)
+        assert backward.block_k <= forward.block_k and backward.block_n >= forward.block_n
+        assert backward.single_pass or not forward.single_pass
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -13,8 +13,9 @@ The heads are stacked into one tile of ``R = BLOCK_K · HEADS`` rows (row ``k ·
 inducing point k of head j; HEADS is M padded to a power of two, the padded heads have A = C = 0),
 so every head's scores come from one ``tl.dot`` and ``O = [T_0 | T_1 | …] @ [C_0; C_1; …]`` is one
 more. A program owns one block of K rows and a strided set of samples (persistent grid sized from
-the compiled kernel's occupancy); A and C are loaded once per program (and, in the forward, I and
-the LayerNorm parameters; the backward re-reads those per sample from L1), x once per sample.
+the compiled kernel's occupancy); A, C, I and the LayerNorm parameters are loaded once per
+program (the fp32 and fp64 backward re-reads I and the norm weight per sample), x once per
+sample.
 When N fits one key tile (``SINGLE_PASS``) the softmax is computed in one pass
 (scores once per head); otherwise key tiles stream through an online softmax and the forward
 saves the row logsumexp (base 2) for the backward. Scores are in base 2: log2(e) is folded into A
@@ -242,6 +243,14 @@ def _normalized(h, d_ok, D, eps):
 
 
 @triton.jit
+def _norm_parameters(inducing_ptr, norm_w_ptr, out_offs, out_ok, offs_d, d_ok, ACC: tl.constexpr):
+    """The residual's inducing rows (BLOCK_K, BLOCK_D) and the LayerNorm weight (BLOCK_D,)."""
+    inducing = tl.load(inducing_ptr + out_offs, mask=out_ok, other=0.0).to(ACC)
+    weight = tl.load(norm_w_ptr + offs_d, mask=d_ok, other=0.0).to(ACC)
+    return inducing, weight
+
+
+@triton.jit
 def _forward_kernel(
     x_ptr, z_ptr, mask_ptr, a_ptr, c_ptr, inducing_ptr, norm_w_ptr, norm_b_ptr, out_ptr, lse_ptr,
     B, N: tl.constexpr, K: tl.constexpr, D: tl.constexpr, M: tl.constexpr, gamma: tl.float64, eps,
@@ -267,8 +276,9 @@ def _forward_kernel(
     out_offs = offs_k[:, None] * D + offs_d[None, :]  # [BK, BD]
     out_ok = k_ok[:, None] & d_ok[None, :]
     if HAS_NORM:
-        inducing = tl.load(inducing_ptr + out_offs, mask=out_ok, other=0.0).to(ACC)  # [BK, BD]
-        weight = tl.load(norm_w_ptr + offs_d, mask=d_ok, other=0.0).to(ACC)
+        inducing, weight = _norm_parameters(
+            inducing_ptr, norm_w_ptr, out_offs, out_ok, offs_d, d_ok, ACC
+        )
         bias = tl.load(norm_b_ptr + offs_d, mask=d_ok, other=0.0).to(ACC)
     for sample in range(tl.program_id(0), B, tl.num_programs(0)):
         b = tl.cast(sample, tl.int64)
@@ -358,6 +368,14 @@ def _backward_kernel(
     c = _stacked_columns(c_ptr, offs_d, d_ok, M, D, HEADS, BLOCK_D).to(dtype)  # [HEADS*BD, BD]
     out_offs = offs_k[:, None] * D + offs_d[None, :]  # [BK, BD]
     out_ok = k_ok[:, None] & d_ok[None, :]
+    # I and the norm weight: held over the samples for 2-byte inputs, re-read per sample (L1)
+    # for wider ones, whose held copies made the fp32 backward spill 20 KB per thread on sm_80.
+    held: tl.constexpr = dtype.primitive_bitwidth == 16
+    if HAS_NORM:
+        if held:
+            inducing, weight = _norm_parameters(
+                inducing_ptr, norm_w_ptr, out_offs, out_ok, offs_d, d_ok, ACC
+            )
     da = tl.zeros((BLOCK_K * HEADS, BLOCK_D), ACC)
     dc = tl.zeros((HEADS * BLOCK_D, BLOCK_D), ACC)
     dres = tl.zeros((BLOCK_K, BLOCK_D), ACC)
@@ -392,9 +410,10 @@ def _backward_kernel(
         dy = tl.load(dy_ptr + b * K * D + out_offs, mask=out_ok, other=0.0).to(ACC)  # [BK, BD]
         dz = tl.zeros((BLOCK_K,), ACC)
         if HAS_NORM:
-            # I and the norm weight are re-read (L1) per sample: held, they would spill.
-            inducing = tl.load(inducing_ptr + out_offs, mask=out_ok, other=0.0).to(ACC)
-            weight = tl.load(norm_w_ptr + offs_d, mask=d_ok, other=0.0).to(ACC)
+            if not held:
+                inducing, weight = _norm_parameters(
+                    inducing_ptr, norm_w_ptr, out_offs, out_ok, offs_d, d_ok, ACC
+                )
             out = _mm(t_cat, c)  # [BK, BD]
             xhat, rstd = _normalized(inducing * z[:, None] + out, d_ok, D, eps)
             dweight += tl.sum(dy * xhat, axis=0)

@@ -127,8 +127,8 @@ def launch_config(
     key_tile = _MAX_TILE // 2 if wide else _MAX_TILE
     block_n = min(block_size(keys), max(16, key_tile // rows))
     tile = rows * max(block_n, block_d)
-    # benchmarks/static.py at the paper shape (sm_90): 4 warps give the fewest instructions and
-    # no spills; past R = 128 rows or _MAX_TILE elements they spill more than 8 warps do.
+    # benchmarks/static.py at the paper shape (sm_90): 4 warps give the fewest instructions; a
+    # tile past _MAX_TILE elements, or a backward of R >= 128 rows, spills less with 8.
     warps = 8 if tile > _MAX_TILE or (backward and rows >= 128) else 4
     return LaunchConfig(
         keys=keys,
@@ -542,14 +542,14 @@ def _resident_programs(kernel, args: dict, device: torch.device) -> int:
 
 
 def _common_args(
-    x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u, backward
+    x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u, *, backward
 ):
     """Keyword arguments both kernels share: inputs (x, z/u, mask contiguous; placeholders where
     absent), sizes, scalars, flags, and the tiles and warps of the forward or the backward."""
     batch, n, d = x.shape
     m, k, _ = a.shape
     norm = norm_weight is not None
-    cfg = launch_config(n, k, d, m, x.dtype, backward)
+    cfg = launch_config(n, k, d, m, x.dtype, backward=backward)
     absent = _placeholder(x.device, x.dtype)
     args = {
         "x_ptr": x.contiguous(),
@@ -588,7 +588,7 @@ def _forward(x, gate, a, c, inducing, norm_weight, norm_bias, mask, gamma, eps, 
     batch, n, d = x.shape
     m, k, _ = a.shape
     args, cfg = _common_args(
-        x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u, False
+        x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u, backward=False
     )
     out = new_output((batch, k, d), x.dtype, x.device)
     lse = new_output((batch, m, lse_size(n, k, d, m, x.dtype)), a.dtype, x.device)
@@ -611,7 +611,7 @@ def _backward(
     acc = _accumulator_dtype(x.dtype)
     norm = norm_weight is not None
     args, cfg = _common_args(
-        x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u, True
+        x, gate, mask, a, c, inducing, norm_weight, norm_bias, gamma, eps, gate_is_u, backward=True
     )
     k_blocks = triton.cdiv(k, cfg.block_k)
     dgate = new_output((batch, k), gate.dtype, x.device) if gate is not None else None

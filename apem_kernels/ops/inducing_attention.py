@@ -17,8 +17,9 @@ the compiled kernel's occupancy); A, C, I and the LayerNorm parameters are loade
 program (the fp32 and fp64 backward re-reads I and the norm weight per sample), x once per
 sample.
 When N fits one key tile (``SINGLE_PASS``) the softmax is computed in one pass
-(scores once per head); otherwise key tiles stream through an online softmax and the forward
-saves the row logsumexp (base 2) for the backward. Scores are in base 2: log2(e) is folded into A
+(scores once per head); otherwise key tiles stream through an online softmax, and the forward
+saves the row logsumexp (base 2) when the backward needs it (``SAVE_LSE``: the backward's key
+tile, never smaller, may still hold all N). Scores are in base 2: log2(e) is folded into A
 (forward) or the row scale (backward), so the exponentials are ``exp2``.
 
 Backward: per sample it recomputes P and T (and O for the norm), then dO, dT = dO Cᵀ, dP, dS and
@@ -255,11 +256,12 @@ def _forward_kernel(
     x_ptr, z_ptr, mask_ptr, a_ptr, c_ptr, inducing_ptr, norm_w_ptr, norm_b_ptr, out_ptr, lse_ptr,
     B, N: tl.constexpr, K: tl.constexpr, D: tl.constexpr, M: tl.constexpr, gamma: tl.float64, eps,
     HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
-    SINGLE_PASS: tl.constexpr, ACC: tl.constexpr, BLOCK_K: tl.constexpr, HEADS: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    SINGLE_PASS: tl.constexpr, SAVE_LSE: tl.constexpr, ACC: tl.constexpr, BLOCK_K: tl.constexpr,
+    HEADS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     """out (B, K, D) = O or LayerNorm(I ⊙ z + O) for K block program_id(1); lse (B, M, K) base-2
-    row logsumexp, written only when not SINGLE_PASS. x, z, mask, out contiguous."""
+    row logsumexp, written only when SAVE_LSE (never with SINGLE_PASS). x, z, mask, out
+    contiguous."""
     dtype = x_ptr.dtype.element_ty
     k0 = tl.program_id(1) * BLOCK_K
     rows = tl.arange(0, BLOCK_K * HEADS)
@@ -305,8 +307,10 @@ def _forward_kernel(
                 total = total * alpha + tl.sum(p, axis=1)
                 t = t * alpha[:, None] + _mm(p.to(dtype), x)
                 m = m_new
-            lse = tl.where(total > 0, m + tl.log2(tl.where(total > 0, total, 1.0)), float("inf"))
-            tl.store(lse_ptr + b * M * K + row_j * K + row_k, lse, mask=row_ok)
+            if SAVE_LSE:
+                nonzero = tl.where(total > 0, total, 1.0)
+                lse = tl.where(total > 0, m + tl.log2(nonzero), float("inf"))
+                tl.store(lse_ptr + b * M * K + row_j * K + row_k, lse, mask=row_ok)
         t = t * (1.0 / tl.where(total > 0, total, 1.0))[:, None]
         t_cat = tl.reshape(t.to(dtype), (BLOCK_K, HEADS * BLOCK_D))  # [BK, HEADS*BD]
         out = _mm(t_cat, c)  # [BK, BD]
@@ -577,9 +581,10 @@ def _common_args(
 
 
 def lse_size(keys: int, inducing: int, dim: int, heads: int, dtype: torch.dtype) -> int:
-    """Last dimension of the forward's saved row logsumexp (B, M, ·): K when the keys take several
-    tiles, 0 when one tile holds them (the backward recomputes it)."""
-    return 0 if launch_config(keys, inducing, dim, heads, dtype).single_pass else inducing
+    """Last dimension of the forward's saved row logsumexp (B, M, ·): K when the backward's keys
+    take several tiles, 0 when one tile holds them (the backward recomputes it)."""
+    backward = launch_config(keys, inducing, dim, heads, dtype, backward=True)
+    return 0 if backward.single_pass else inducing
 
 
 def _forward(x, gate, a, c, inducing, norm_weight, norm_bias, mask, gamma, eps, gate_is_u):
@@ -593,7 +598,11 @@ def _forward(x, gate, a, c, inducing, norm_weight, norm_bias, mask, gamma, eps, 
     out = new_output((batch, k, d), x.dtype, x.device)
     lse = new_output((batch, m, lse_size(n, k, d, m, x.dtype)), a.dtype, x.device)
     if batch > 0:
-        args.update(out_ptr=out, lse_ptr=lse if lse.numel() else _placeholder(x.device, a.dtype))
+        args.update(
+            out_ptr=out,
+            lse_ptr=lse if lse.numel() else _placeholder(x.device, a.dtype),
+            SAVE_LSE=lse.shape[-1] > 0,
+        )
         k_blocks = triton.cdiv(k, cfg.block_k)
         programs = _resident_programs(_forward_kernel, args, x.device)
         grid = (max(1, min(batch, programs // k_blocks)), k_blocks)
@@ -814,8 +823,9 @@ def launch_specs(
     name = f"{TRITON_DTYPES[dtype]},N={keys},K={inducing},d={dim},M={heads},{flag_names}"
     forward = launch_config(keys, inducing, dim, heads, dtype)
     backward = launch_config(keys, inducing, dim, heads, dtype, backward=True)
+    saves = {"SAVE_LSE": lse_size(keys, inducing, dim, heads, dtype) > 0}
     return {
-        "forward": _spec(_forward_kernel, dtype, forward, flags, name),
+        "forward": _spec(_forward_kernel, dtype, forward, {**flags, **saves}, name),
         "backward": _spec(_backward_kernel, dtype, backward, flags, name),
     }
 
@@ -832,13 +842,15 @@ _FLAG_SETS = (
 
 def compile_specs() -> list[KernelSpec]:
     """Configurations for AOT compiles, both kernels each: every flag on, in every dtype, at the
-    paper shape (one key tile), N = 1024 (online softmax over key tiles) at d = 32 and 64, and
-    d = 128, with the most heads the dtype allows there;
-    the other flag sets at the paper shape in bf16 (flags change no tile shape)."""
+    paper shape (one key tile) and at N = 100 (for 2-byte inputs a forward over two key tiles
+    whose backward takes one: no logsumexp saved); at N = 1024 (online softmax over key tiles)
+    with d = 32 and 64, and at d = 128, with the most heads the dtype allows there; the other
+    flag sets at the paper shape in bf16 (flags change no tile shape)."""
     every = {"HAS_Z": True, "Z_FROM_U": True, "HAS_MASK": True, "HAS_NORM": True}
     specs = []
     for dtype in _DTYPES:
-        specs.extend(launch_specs(18, 64, 18, 2, dtype, every).values())
+        for keys in (18, 100):
+            specs.extend(launch_specs(keys, 64, 18, 2, dtype, every).values())
         for keys, dim in ((1024, 32), (1024, 64), (64, 128)):
             fitting = [h for h in (1, 2, 4, 8) if fused_supports(dim, h, dtype)]
             if fitting:  # float32 and float64 stop at d = 32

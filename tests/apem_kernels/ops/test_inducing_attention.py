@@ -16,6 +16,7 @@ from apem_kernels.ops.inducing_attention import (
     fused_factored_attention,
     fused_inducing_attention,
     launch_config,
+    lse_size,
 )
 
 # Relative to the largest reference magnitude of each compared tensor. float32 on the GPU multiplies
@@ -160,6 +161,19 @@ def test_multi_block_tiles_match_reference(kernel_device):
     check_against_reference(case, kernel_device)
 
 
+def test_forward_over_key_tiles_with_a_one_pass_backward_saves_no_logsumexp(kernel_device):
+    """bf16 N = 100: the forward's 128 rows take two key tiles, the backward's 64 rows one, so
+    the forward saves nothing for it and the backward recomputes the softmax."""
+    case = Case(2, 100, 64, 18, 2, gate="u", mask="random", dtype=torch.bfloat16)
+    forward = launch_config(case.keys, case.inducing, case.dim, case.heads, case.dtype)
+    backward = launch_config(
+        case.keys, case.inducing, case.dim, case.heads, case.dtype, backward=True
+    )
+    assert not forward.single_pass and backward.single_pass
+    assert lse_size(case.keys, case.inducing, case.dim, case.heads, case.dtype) == 0
+    check_against_reference(case, kernel_device)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("dim", [8, 18, 64, 128])
 @pytest.mark.parametrize("keys", [1, 18, 64, 100, 1024])
@@ -278,10 +292,16 @@ def test_gradcheck(gate, kernel_device):
 
 
 def test_compile_specs_cover_every_dtype_and_key_tiling():
-    specs = compile_specs()
-    for keys in (18, 1000):
+    """Every dtype's forward in one pass, over key tiles saving the logsumexp, and (2-byte
+    inputs) over key tiles saving none."""
+    forwards = [s for s in compile_specs() if s.kernel.__name__ == "_forward_kernel"]
+    for keys in (18, 100, 1000):
         for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
             single = launch_config(keys, 64, 18, 2, dtype).single_pass
+            saves = lse_size(keys, 64, 18, 2, dtype) > 0
             assert any(
-                s.tags["dtype"] == dtype and s.constexprs["SINGLE_PASS"] == single for s in specs
+                s.tags["dtype"] == dtype
+                and s.constexprs["SINGLE_PASS"] == single
+                and s.constexprs["SAVE_LSE"] == saves
+                for s in forwards
             ), (keys, dtype)

@@ -12,7 +12,8 @@
 #                        bit-identical reruns, all-padded rows -> correctness.jsonl; a failure
 #                        skips the timings
 #   headline (<= 150 s)  paper-shape block fwd and fwd+bwd, bf16 and fp32, batch 32,768 / 65,536 /
-#                        262,144: triton, eager, compile, sdpa -> kernels_headline.json
+#                        262,144: triton, triton_r128 (bf16 fwd+bwd), eager, compile, sdpa
+#                        -> kernels_headline.json
 #   models (<= 60 s)     one training step and inference of every model at batch 65,536
 #   render               bench.md, bench.png, the short table
 # Each step ends by a fixed second of the run (CHECKPOINTS below). Benchmark cases past their

@@ -7,7 +7,9 @@ Per dtype (bf16, fp16, fp32) and shape (paper N = 18 and N = 64, wide; those the
 in that dtype), at B = 65,536: the block
 forward and backward with NaN-poisoned outputs against the float64 reference (every output and
 every gradient, tolerance relative to the reference's largest magnitude, as the tests), a second
-run bit-identical, and rows whose keys are all padded giving zero dx. Exits 1 if any check fails.
+run bit-identical, and rows whose keys are all padded giving zero dx; the same for the
+``triton_r128`` A/B variant of the headline (bf16, paper N = 18) before it is timed. Exits 1 if
+any check fails.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ import torch
 from apem_kernels import inducing_attention_block
 from apem_kernels.ops import utils
 from apem_kernels.ops.utils import fused_supports
+from benchmarks.implementations import launch_context
 from benchmarks.static import SHAPES
 
 BATCH = 65_536
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}
 GAMMA = 1.0
+# The fused implementations beside ``triton`` that a benchmark times: (impl, dtype, shape).
+VARIANTS = (("triton_r128", "bf16", "paper-n18"),)
 
 
 def _inputs(shape: str, dtype: torch.dtype, batch: int) -> dict:
@@ -56,22 +61,26 @@ def _inputs(shape: str, dtype: torch.dtype, batch: int) -> dict:
     }
 
 
-def _run(inputs: dict, grad_out: torch.Tensor, backend: str) -> list[torch.Tensor]:
+def _run(
+    inputs: dict, grad_out: torch.Tensor, backend: str, impl: str = "triton"
+) -> list[torch.Tensor]:
     leaves = [v for v in inputs.values() if isinstance(v, torch.Tensor) and v.requires_grad]
-    out = inducing_attention_block(**inputs, backend=backend)
-    return [out.detach(), *torch.autograd.grad(out, leaves, grad_out)]
+    with launch_context(impl):
+        out = inducing_attention_block(**inputs, backend=backend)
+        return [out.detach(), *torch.autograd.grad(out, leaves, grad_out)]
 
 
-def check(shape: str, dtype_name: str, batch: int = BATCH) -> dict:
-    """One (shape, dtype) case; a JSON-able record with ``ok`` and the worst relative error."""
+def check(shape: str, dtype_name: str, batch: int = BATCH, impl: str = "triton") -> dict:
+    """One (shape, dtype) case of ``impl`` (``triton`` or a ``VARIANTS`` entry); a JSON-able
+    record with ``ok`` and the worst relative error."""
     dtype = DTYPES[dtype_name]
     inputs = _inputs(shape, dtype, batch)
     grad_out = torch.randn(inputs["x"].shape[0], SHAPES[shape].inducing, SHAPES[shape].dim)
     grad_out = grad_out.to("cuda", dtype)
     utils.POISON_OUTPUTS = True
     start = time.perf_counter()
-    first = _run(inputs, grad_out, "triton")
-    second = _run(inputs, grad_out, "triton")
+    first = _run(inputs, grad_out, "triton", impl)
+    second = _run(inputs, grad_out, "triton", impl)
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     utils.POISON_OUTPUTS = False
@@ -95,6 +104,7 @@ def check(shape: str, dtype_name: str, batch: int = BATCH) -> dict:
     identical = all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     ok = finite and identical and dx_of_padded == 0 and max(errors.values()) <= TOLERANCE[dtype]
     return {
+        "impl": impl,
         "shape": shape,
         "dtype": dtype_name,
         "batch": batch,
@@ -108,9 +118,13 @@ def check(shape: str, dtype_name: str, batch: int = BATCH) -> dict:
     }
 
 
-def _fused_shapes(dtype: torch.dtype) -> list[str]:
-    """The shapes the fused kernels take in ``dtype`` (fp32 stops at d = 32: not "wide")."""
-    return [name for name, s in SHAPES.items() if fused_supports(s.dim, s.heads, dtype)]
+def _cases(dtype_name: str) -> list[tuple[str, str]]:
+    """(impl, shape) of every check in ``dtype_name``: ``triton`` at the shapes the fused kernels
+    take (fp32 stops at d = 32: not "wide"), then the variants."""
+    dtype = DTYPES[dtype_name]
+    shapes = [name for name, s in SHAPES.items() if fused_supports(s.dim, s.heads, dtype)]
+    variants = [(impl, shape) for impl, dt, shape in VARIANTS if dt == dtype_name]
+    return [("triton", shape) for shape in shapes] + variants
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,10 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", choices=sorted(DTYPES), help="compile one dtype's variants only")
     args = parser.parse_args(argv)
     if args.warm:
-        for shape in _fused_shapes(DTYPES[args.warm]):
+        for impl, shape in _cases(args.warm):
             inputs = _inputs(shape, DTYPES[args.warm], 64)
             grad_out = torch.ones(64, SHAPES[shape].inducing, SHAPES[shape].dim, device="cuda")
-            _run(inputs, grad_out.to(DTYPES[args.warm]), "triton")
+            _run(inputs, grad_out.to(DTYPES[args.warm]), "triton", impl)
         torch.cuda.synchronize()
         return 0
     if args.out is None:
@@ -131,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     with open(args.out / "correctness.jsonl", "a") as sink:
         for dtype_name in DTYPES:
-            for shape in _fused_shapes(DTYPES[dtype_name]):
-                record = check(shape, dtype_name)
+            for impl, shape in _cases(dtype_name):
+                record = check(shape, dtype_name, impl=impl)
                 sink.write(json.dumps(record) + "\n")
                 sink.flush()
                 print(json.dumps(record), flush=True)

@@ -1,6 +1,10 @@
 """The implementations the kernel benchmarks compare, each behind the reference's signature.
 
 - ``triton``: the fused kernels of ``apem_kernels`` (``backend="triton"``).
+- ``triton_r128``: the same with the backward in the forward's tiles at 8 warps (2-byte inputs
+  at the paper shape: 128 stacked rows, one K block, dx written once in x's dtype), the
+  backward's configuration before it took 64 rows at 4 warps: the A/B of that choice, which the
+  static figures could not settle (docs/design.md). Forward-and-backward cases only.
 - ``eager``: ``apem_kernels.reference``, plain PyTorch ops.
 - ``compile``: ``torch.compile`` of the reference (inductor).
 - ``sdpa``: queries ``I ⊙ z`` expanded per sample, projections by ``F.linear``, heads through
@@ -14,8 +18,10 @@ cannot run a case on this machine.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -24,9 +30,10 @@ from torch.nn.attention.flex_attention import flex_attention
 
 from apem_kernels import reference
 from apem_kernels.backend import triton_available
+from apem_kernels.ops import inducing_attention as attention_op
 from apem_kernels.ops.utils import interpreting
 
-ATTENTION_IMPLS = ("triton", "eager", "compile", "sdpa", "flex")
+ATTENTION_IMPLS = ("triton", "triton_r128", "eager", "compile", "sdpa", "flex")
 SMOOTH_STEP_IMPLS = ("triton", "eager", "compile")
 
 
@@ -142,10 +149,32 @@ def _triton_op(name: str, device: torch.device) -> Callable[..., Tensor]:
     return functools.partial(op, backend="triton")
 
 
+@contextlib.contextmanager
+def backward_in_forward_tiles() -> Iterator[None]:
+    """Within it the fused backward launches with the forward's tiles at 8 warps."""
+    chosen = attention_op.launch_config
+
+    def launch_config(*args, backward: bool = False) -> attention_op.LaunchConfig:
+        cfg = chosen(*args)
+        return dataclasses.replace(cfg, num_warps=8) if backward else cfg
+
+    attention_op.launch_config = launch_config
+    try:
+        yield
+    finally:
+        attention_op.launch_config = chosen
+
+
+def launch_context(impl: str) -> contextlib.AbstractContextManager:
+    """What a timed call of ``impl`` runs within, its backward included."""
+    return backward_in_forward_tiles() if impl == "triton_r128" else contextlib.nullcontext()
+
+
 def attention(impl: str, *, block: bool, head_dim: int, device: torch.device) -> Callable:
-    """``impl``'s inducing attention (``block``: the LayerNorm block the model runs)."""
+    """``impl``'s inducing attention (``block``: the LayerNorm block the model runs; for
+    ``triton_r128`` call it and its backward within ``launch_context``)."""
     name = "inducing_attention_block" if block else "inducing_attention"
-    if impl == "triton":
+    if impl in ("triton", "triton_r128"):
         return _triton_op(name, device)
     if impl == "eager":
         return getattr(reference, name)

@@ -78,6 +78,8 @@ def _parameter(shape: tuple[int, ...], dtype: torch.dtype, device, scale: float)
 def _attention_case(impl, variant, shape, mode, dtype, batch, device):
     s = SHAPES[shape]
     block = variant == "block"
+    if impl == "triton_r128" and (mode == "fwd" or dtype == "fp32"):
+        pytest.skip("triton_r128 differs from triton in the 2-byte backward only")
     try:
         op = implementations.attention(impl, block=block, head_dim=s.d // s.heads, device=device)
     except Unsupported as reason:
@@ -93,8 +95,13 @@ def _attention_case(impl, variant, shape, mode, dtype, batch, device):
     args = (x, *weights, s.heads, *norm)
     grad_out = torch.randn((batch, s.k, s.d), device=device).to(dt)
     work = _timed_work(lambda: op(*args, z=z), [x, z, *weights, *norm], mode, grad_out)
+
+    def within_launch_context() -> object:
+        with implementations.launch_context(impl):
+            return work()
+
     floor = floors.attention_floor_bytes(batch, s.n, s.d, s.k, dt, backward=mode == "fwd_bwd")
-    return work, floor
+    return within_launch_context, floor
 
 
 @pytest.mark.parametrize("batch", BATCH_SIZES)

@@ -344,7 +344,7 @@ def _key_tile_gradients(a, x, p, dp, delta, dt_in, z_rows, HAS_Z: tl.constexpr):
 @triton.jit
 def _backward_kernel(
     x_ptr, z_ptr, mask_ptr, a_ptr, c_ptr, inducing_ptr, norm_w_ptr, norm_b_ptr, lse_ptr, dy_ptr,
-    dx_ptr, dz_ptr, da_ptr, dc_ptr, dres_ptr, dnorm_ptr,
+    dx_ptr, dz_ptr, da_ptr, dc_ptr, dres_ptr, dweight_ptr,
     B, N: tl.constexpr, K: tl.constexpr, D: tl.constexpr, M: tl.constexpr, gamma: tl.float64, eps,
     HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
     SINGLE_PASS: tl.constexpr, ACC: tl.constexpr, BLOCK_K: tl.constexpr, HEADS: tl.constexpr,
@@ -354,7 +354,8 @@ def _backward_kernel(
 
     Per sample: dx, (KB, B, N, D) (x's dtype when KB = 1, else partial sums in ACC); dz (B, K)
     (d/du when Z_FROM_U). Once per program, summed by the caller: da (G, M, K, D) and dres
-    (G, K, D) (rows of block kb), dc (G·KB, M, D, D), dnorm (G·KB, 2, D) (LayerNorm weight, bias).
+    (G, K, D) (rows of block kb), dc (G·KB, M, D, D), dweight (G·KB, D) (the LayerNorm weight's
+    gradient; the bias's is the sum of dy, which the caller takes).
     """
     dtype = x_ptr.dtype.element_ty
     kb = tl.program_id(1)
@@ -384,7 +385,6 @@ def _backward_kernel(
     dc = tl.zeros((HEADS * BLOCK_D, BLOCK_D), ACC)
     dres = tl.zeros((BLOCK_K, BLOCK_D), ACC)
     dweight = tl.zeros((BLOCK_D,), ACC)
-    dbias = tl.zeros((BLOCK_D,), ACC)
     for sample in range(tl.program_id(0), B, tl.num_programs(0)):
         b = tl.cast(sample, tl.int64)
         z_rows, _ = _gate(z_ptr + b * K, row_k, row_k < K, gamma, HAS_Z, Z_FROM_U, ACC)
@@ -421,7 +421,6 @@ def _backward_kernel(
             out = _mm(t_cat, c)  # [BK, BD]
             xhat, rstd = _normalized(inducing * z[:, None] + out, d_ok, D, eps)
             dweight += tl.sum(dy * xhat, axis=0)
-            dbias += tl.sum(dy, axis=0)
             dxhat = dy * weight[None, :]
             mean_g = tl.sum(dxhat, axis=1) / D
             mean_gx = tl.sum(dxhat * xhat, axis=1) / D
@@ -473,8 +472,7 @@ def _backward_kernel(
     tl.store(dc_ptrs, dc, mask=((c_e < D) & (c_head < M))[:, None] & d_ok[None, :])
     if HAS_NORM:
         tl.store(dres_ptr + group * K * D + out_offs, dres, mask=out_ok)
-        tl.store(dnorm_ptr + program * 2 * D + offs_d, dweight, mask=d_ok)
-        tl.store(dnorm_ptr + program * 2 * D + D + offs_d, dbias, mask=d_ok)
+        tl.store(dweight_ptr + program * D + offs_d, dweight, mask=d_ok)
 
 
 def batch_shared_factors(
@@ -628,7 +626,7 @@ def _backward(
         dx = torch.zeros_like(x)
         da, dc = torch.zeros_like(a), torch.zeros_like(c)
         dres = torch.zeros((k, d), dtype=acc, device=x.device) if norm else None
-        dnorm = torch.zeros((2, d), dtype=acc, device=x.device) if norm else None
+        dweight = torch.zeros(d, dtype=acc, device=x.device) if norm else None
     else:
         absent = _placeholder(x.device, acc)
         args.update(
@@ -649,30 +647,29 @@ def _backward(
         da = new_output((groups, m, k, d), acc, x.device)
         dc = new_output((programs, m, d, d), acc, x.device)
         dres = new_output((groups, k, d), acc, x.device) if norm else None
-        dnorm = new_output((programs, 2, d), acc, x.device) if norm else None
+        dweight = new_output((programs, d), acc, x.device) if norm else None
         args.update(
             dx_ptr=dx,
             dz_ptr=dgate if gate is not None else absent,
             da_ptr=da,
             dc_ptr=dc,
             dres_ptr=dres if norm else absent,
-            dnorm_ptr=dnorm if norm else absent,
+            dweight_ptr=dweight if norm else absent,
         )
         _backward_kernel[(groups, k_blocks)](**args)
         if k_blocks > 1:
             dx = dx.sum(0).to(x.dtype)
         da, dc = da.sum(0), dc.sum(0)
         dres = dres.sum(0) if norm else None
-        dnorm = dnorm.sum(0) if norm else None
+        dweight = dweight.sum(0) if norm else None
     return (
         dx,
         dgate,
         da,
         dc,
         dres.to(inducing.dtype) if norm else None,
-        # Copies: the two rows of one buffer must not come back as views of each other.
-        dnorm[0].to(norm_weight.dtype, copy=True) if norm else None,
-        dnorm[1].to(norm_bias.dtype, copy=True) if norm else None,
+        dweight.to(norm_weight.dtype) if norm else None,
+        dy.sum((0, 1), dtype=acc).to(norm_bias.dtype) if norm else None,
     )
 
 
@@ -685,7 +682,7 @@ def _grad_placeholders(x: Tensor, acc: torch.dtype) -> dict:
         "da_ptr": absent,
         "dc_ptr": absent,
         "dres_ptr": absent,
-        "dnorm_ptr": absent,
+        "dweight_ptr": absent,
     }
 
 
@@ -776,7 +773,7 @@ def fused_factored_attention(
 
 # Pointer arguments held in the accumulator dtype (float64 for float64 inputs, else float32);
 # the others take the input dtype. dx is the input dtype (one K block, what specs compile).
-_ACCUMULATOR_POINTERS = {"a_ptr", "c_ptr", "lse_ptr", "da_ptr", "dc_ptr", "dres_ptr", "dnorm_ptr"}
+_ACCUMULATOR_POINTERS = {"a_ptr", "c_ptr", "lse_ptr", "da_ptr", "dc_ptr", "dres_ptr", "dweight_ptr"}
 
 
 def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:

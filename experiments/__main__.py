@@ -39,6 +39,13 @@ def _seeds(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part.strip())
 
 
+def _rates(text: str) -> list[float]:
+    rates = [float(part) for part in text.split(",") if part.strip()]
+    if not rates or any(rate <= 0 for rate in rates):
+        raise argparse.ArgumentTypeError(f"learning rates must be positive, got {text!r}")
+    return rates
+
+
 def _models(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = sorted(set(names) - set(MODELS))
@@ -73,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="first: train only the first point of every grid (the defaults) to fit a budget",
     )
     run.add_argument(
+        "--lr-grid",
+        type=_rates,
+        help="search the learning rate too, per model, over these values (comma-separated), "
+        "crossed with every model's grid",
+    )
+    run.add_argument(
         "--merge",
         action="store_true",
         help="models/ablations: add (or replace) these rows in the existing JSON instead of "
@@ -98,6 +111,9 @@ def run_experiment(args: argparse.Namespace, argv: Sequence[str] | None) -> Path
         preset = dataclasses.replace(preset, train={**preset.train, **train})
     if args.grid == "first":
         preset = dataclasses.replace(preset, grid=first_points(preset.grid))
+    if args.lr_grid:
+        grid = {model: {**axes, "lr": args.lr_grid} for model, axes in preset.grid.items()}
+        preset = dataclasses.replace(preset, grid=grid)
     meta = provenance(None if argv is None else list(argv), torch.get_num_threads())
     started = time.perf_counter()
     payload: dict[str, Any]

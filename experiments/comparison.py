@@ -25,6 +25,7 @@ DEPARTURES: dict[str, dict[str, Any]] = {
     "apem w/o score scale": {"score_scale": False},
     "apem w/ xavier init": {"init": "xavier"},
     "apem w/ towers on T only": {"tower_input": "task"},
+    "apem w/ towers of 64": {"tower_hidden": [64]},
     "apem w/o output prior": {"output_prior": False},
     "apem_paper": {"variant": "paper"},
 }

@@ -24,8 +24,11 @@ def protocol_lines() -> list[str]:
     lines = [
         "## Protocol",
         "",
-        "Every model: Adam, lr 10⁻³, batch 1024, embedding 18 (the paper's Table 2); APEM: "
-        "L = 4, M = 2 heads, K = 64 inducing points, one linear selector layer, towers of 64. "
+        "Every model: Adam, lr 10⁻³ (the paper's; a section whose scale line says so searched it "
+        "per model with `--lr-grid`, crossed with the model's grid), batch 1024, embedding 18 "
+        "(the paper's Table 2); APEM: "
+        "L = 4, M = 2 heads, K = 64 inducing points, one linear selector layer, towers of "
+        "360-200-80 (ESMM's; one layer of 64 in the `paper` variant). "
         "Model selection on the validation split only: each grid point is trained with the first "
         "seed, the best validation mean step AUC wins, then the other seeds run at that point; "
         "early stopping keeps the epoch with the best validation mean AUC. The test split only "

@@ -64,10 +64,21 @@ def _scale(payload: dict[str, Any]) -> str:
     train = scale["train"]
     return (
         f"Scale: {payload['description']}; rows: {rows}; test rates: {rates}; seeds "
-        f"{scale['seeds']}; Adam lr {train['lr']}, batch {train['batch_size']}, ≤ "
+        f"{scale['seeds']}; Adam {_lr(payload)}, batch {train['batch_size']}, ≤ "
         f"{train['epochs']} epochs, early stopping on validation mean AUC with patience "
         f"{train['patience']}."
     )
+
+
+def _lr(payload: dict[str, Any]) -> str:
+    """The learning rate: the schedule's, or searched per model where the grid lists it."""
+    searched = [label for label, grid in payload["grid"].items() if "lr" in grid]
+    rates = sorted({lr for label in searched for lr in payload["grid"][label]["lr"]})
+    if not searched:
+        return f"lr {payload['scale']['train']['lr']}"
+    if len(searched) == len(payload["grid"]):
+        return f"lr searched per model over {rates}"
+    return f"lr {payload['scale']['train']['lr']} (searched over {rates} for {', '.join(searched)})"
 
 
 def _grid(payload: dict[str, Any]) -> list[str]:

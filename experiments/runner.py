@@ -1,13 +1,16 @@
 """The one runner every experiment shares: grid search on validation, then every seed.
 
-A *variant* is a table row: a registry model with fixed hyper-parameters and a grid. For each
-variant, every grid point is trained with the first seed and scored on the validation split
-(mean step AUC); the best point is then trained with the remaining seeds, and the first seed's
-run is reused. The test split only scores the runs, it never chooses anything.
+A *variant* is a table row: a registry model with fixed hyper-parameters and a grid. A grid
+key that names a ``TrainConfig`` field (``lr``, ``weight_decay``, ...) sets that run's training;
+every other key is a model hyper-parameter. For each variant, every grid point is trained with
+the first seed and scored on the validation split (mean step AUC); the best point is then
+trained with the remaining seeds, and the first seed's run is reused. The test split only
+scores the runs, it never chooses anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -22,6 +25,8 @@ from apem.train import Comparison, FitResult, TrainConfig, fit_seed
 
 log = logging.getLogger("experiments")
 
+TRAINING_KEYS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -31,7 +36,8 @@ class Variant:
         label: the row's name (a registry name for plain models).
         model: the ``apem.models`` registry name.
         fixed: hyper-parameters every run of the row gets.
-        grid: hyper-parameter -> values searched (their product) on the validation split.
+        grid: hyper-parameter -> values searched (their product) on the validation split; a
+            ``TrainConfig`` field (``lr``) is searched the same way.
     """
 
     label: str
@@ -64,11 +70,16 @@ class Outcome:
 
 
 def train_once(
-    model_name: str, hparams: dict[str, Any], splits: FunnelSplits, train: TrainConfig, seed: int
+    model_name: str, point: dict[str, Any], splits: FunnelSplits, train: TrainConfig, seed: int
 ) -> tuple[FunnelModel, FitResult, float]:
-    """``apem.train.fit_seed`` and the wall seconds it took."""
+    """``apem.train.fit_seed`` at a grid point (its ``TrainConfig`` fields replace ``train``'s,
+    the rest build the model) and the wall seconds it took."""
+    training = {k: v for k, v in point.items() if k in TRAINING_KEYS}
+    hparams = {k: v for k, v in point.items() if k not in TRAINING_KEYS}
     started = time.perf_counter()
-    model, result = fit_seed(model_name, hparams, splits, train, seed)
+    model, result = fit_seed(
+        model_name, hparams, splits, dataclasses.replace(train, **training), seed
+    )
     return model, result, time.perf_counter() - started
 
 
@@ -82,12 +93,12 @@ def run_variants(
     seconds: dict[str, list[float]] = {}
     for variant in variants:
         trials = []
-        for hparams in variant.points():
-            _, result, wall = train_once(variant.model, hparams, splits, train, seeds[0])
-            trials.append((hparams, result, wall))
+        for point in variant.points():
+            _, result, wall = train_once(variant.model, point, splits, train, seeds[0])
+            trials.append((point, result, wall))
             log.info(
                 "%s %s seed %d: valid %.4f test %s (%.0f s)",
-                variant.label, hparams, seeds[0], result.valid.mean_auc,
+                variant.label, point, seeds[0], result.valid.mean_auc,
                 _aucs(result), wall,
             )  # fmt: skip
         # An undefined validation AUC (NaN) never wins, whatever the grid order.

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from apem.train import TrainConfig
+from experiments import runner
 from experiments.__main__ import main
 from experiments.runner import Variant
 from experiments.selector import selection_rates
@@ -157,6 +159,43 @@ def test_variant_points_cross_the_grid_over_the_fixed_values() -> None:
         {"num_layers": 2, "dropout": 0.0, "num_inducing": 8},
         {"num_layers": 2, "dropout": 0.1, "num_inducing": 8},
     ]
+
+
+def test_a_grid_point_s_training_fields_set_the_run_s_config_and_the_rest_build_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[dict, TrainConfig]] = []
+
+    def fit_seed(
+        name: str, hparams: dict, splits: None, config: TrainConfig, seed: int
+    ) -> tuple[str, str]:
+        calls.append((hparams, config))
+        return "model", "result"
+
+    monkeypatch.setattr(runner, "fit_seed", fit_seed)
+    point = {"dropout": 0.1, "lr": 4e-3}
+    assert runner.train_once("esmm", point, None, TrainConfig(), 0)[:2] == ("model", "result")
+    ((hparams, config),) = calls
+    assert hparams == {"dropout": 0.1}
+    assert config.lr == 4e-3 and config.batch_size == TrainConfig().batch_size
+
+
+def test_lr_grid_searches_the_learning_rate_per_model_and_the_page_says_so(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "results"
+    argv = ["run", "models", "--dataset", "synthetic2", "--models", "single_task,esmm"]
+    argv += ["--seeds", "0", "--lr-grid", "1e-3,1e-2", "--preset", "smoke"]
+    assert main([*argv, "--out", str(out), "--threads", "1"]) == 0
+    payload = _json(out, "models-synthetic2")
+    for label in ("single_task", "esmm"):
+        assert payload["grid"][label] == {"dropout": [0.0], "lr": [1e-3, 1e-2]}
+        trials = payload["selection"][label]["trials"]
+        assert [t["hparams"]["lr"] for t in trials] == [1e-3, 1e-2]
+        assert trials[0]["valid_mean_auc"] != trials[1]["valid_mean_auc"]
+    assert "Adam lr searched per model over [0.001, 0.01]" in _page(out)
+    with pytest.raises(SystemExit):
+        main([*argv[:-3], "--lr-grid", "0,1e-3", "--out", str(out)])
 
 
 def test_merge_adds_rows_to_a_comparison_of_the_same_schedule_and_recomputes_the_tests(

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,19 +36,24 @@ DEFAULT_DATASET = {
 }
 
 
+def _parts(text: str) -> list[str]:
+    """The non-empty items of a comma-separated option value."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def _seeds(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(",") if part.strip())
+    return tuple(int(part) for part in _parts(text))
 
 
 def _rates(text: str) -> list[float]:
-    rates = [float(part) for part in text.split(",") if part.strip()]
-    if not rates or any(rate <= 0 for rate in rates):
+    rates = [float(part) for part in _parts(text)]
+    if not rates or not all(math.isfinite(rate) and rate > 0 for rate in rates):
         raise argparse.ArgumentTypeError(f"learning rates must be positive, got {text!r}")
     return rates
 
 
 def _models(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    names = tuple(_parts(text))
     unknown = sorted(set(names) - set(MODELS))
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown model(s) {unknown}; valid: {', '.join(MODELS)}")

@@ -240,7 +240,9 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="[MODEL:]KEY=VALUE",
         help="a model hyper-parameter (VALUE is JSON or a string); repeatable",
     )
-    group.add_argument("--eval-batch-size", type=_positive_int, default=defaults.eval_batch_size)
+    group.add_argument(
+        "--eval-batch-size", type=_positive_int, help="default: 8192 on CUDA, 1024 on CPU"
+    )
     group.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     group.add_argument(
         "--compile",
@@ -325,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_.add_argument(
         "--input", help="score this labelled CSV/Parquet table as new data instead of --split"
     )
-    evaluate_.add_argument("--batch-size", type=_positive_int, default=8192)
+    evaluate_.add_argument(
+        "--batch-size", type=_positive_int, help="default: 8192 on CUDA, 1024 on CPU"
+    )
     evaluate_.add_argument("--json", help="write the metrics to this JSON file")
     _add_device_argument(evaluate_)
     _add_data_arguments(evaluate_, None)
@@ -336,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict_.add_argument("--output", required=True, help="a .csv or .parquet file")
     predict_.add_argument("--input", help="a CSV/Parquet table to score (default: --split)")
     predict_.add_argument("--split", choices=SPLITS, default="test")
-    predict_.add_argument("--batch-size", type=_positive_int, default=8192)
+    predict_.add_argument(
+        "--batch-size", type=_positive_int, help="default: 8192 on CUDA, 1024 on CPU"
+    )
     predict_.add_argument(
         "--keep",
         type=_comma_list,

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from apem.train import predict
+from apem.train.evaluation import eval_batch_size, resolve_device
 from experiments.comparison import model_variants, train_config
 from experiments.datasets import DESCRIPTIONS, load_dataset
 from experiments.presets import Preset
@@ -26,11 +27,12 @@ def run_efficiency(preset: Preset) -> dict[str, Any]:
     rows = preset.efficiency_rows
     splits = load_dataset(DATASET, rows)
     train = dataclasses.replace(train_config(preset), epochs=1, patience=0)
+    inference_batch = eval_batch_size(train.eval_batch_size, resolve_device(train.device))
     measured = []
     for variant in model_variants(preset):
         model, result, _ = train_once(variant.model, variant.fixed, splits, train, preset.seeds[0])
         started = time.perf_counter()
-        predict(model, splits.test, batch_size=train.eval_batch_size)
+        predict(model, splits.test, batch_size=inference_batch)
         inference = time.perf_counter() - started
         state = model.state_dict().values()
         measured.append(
@@ -51,7 +53,7 @@ def run_efficiency(preset: Preset) -> dict[str, Any]:
         "scale": {
             "rows": {s: len(getattr(splits, s)) for s in ("train", "valid", "test")},
             "batch_size": train.batch_size,
-            "eval_batch_size": train.eval_batch_size,
+            "eval_batch_size": inference_batch,
             "seed": preset.seeds[0],
         },
         "models": measured,

@@ -18,6 +18,17 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def eval_batch_size(batch_size: int | None, device: torch.device) -> int:
+    """``batch_size``, or the default for ``device``: 8192 rows on CUDA, 1024 on CPU.
+
+    On CPU a smaller batch keeps the attention's intermediates in cache: APEM's pass over
+    6,000 rows takes 0.85 s at 1024 against 1.5 s at 8192 (one thread, 2-core CPU).
+    """
+    if batch_size is not None:
+        return batch_size
+    return 8192 if device.type == "cuda" else 1024
+
+
 def autocast(device: torch.device, amp: bool) -> torch.autocast:
     """bf16 autocast on CUDA when ``amp``; a no-op context elsewhere."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
@@ -52,12 +63,16 @@ def evaluate(
     model: nn.Module,
     data: FunnelData,
     *,
-    batch_size: int = 8192,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
     amp: bool = True,
 ) -> FunnelMetrics:
-    """Metrics of ``model`` on a split, computed on the model's device (or ``device``)."""
+    """Metrics of ``model`` on a split, computed on the model's device (or ``device``).
+
+    ``batch_size`` None: :func:`eval_batch_size`'s default for the device.
+    """
     device = _model_device(model) if device is None else torch.device(device)
+    batch_size = eval_batch_size(batch_size, device)
     probs, labels = _predict_tensor(model.to(device), data, batch_size, device, amp)
     return funnel_metrics(probs, labels, data.schema.steps, sequential=data.schema.sequential)
 
@@ -78,11 +93,13 @@ def predict(
     model: nn.Module,
     data: FunnelData,
     *,
-    batch_size: int = 8192,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
     amp: bool = True,
 ) -> np.ndarray:
-    """(n, num_steps) float32 entire-space probabilities of a split."""
+    """(n, num_steps) float32 entire-space probabilities of a split (``batch_size`` as in
+    :func:`evaluate`)."""
     device = _model_device(model) if device is None else torch.device(device)
+    batch_size = eval_batch_size(batch_size, device)
     probs, _ = _predict_tensor(model.to(device), data, batch_size, device, amp)
     return probs.cpu().numpy()

@@ -82,7 +82,8 @@ class TrainConfig:
         device: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when available).
         amp: bf16 autocast (CUDA only; ignored on CPU).
         max_steps: stop after this many optimiser steps in total (None: no limit).
-        eval_batch_size: batch size of validation, test and prediction passes.
+        eval_batch_size: batch size of validation, test and prediction passes (None: 8192
+            rows on CUDA, 1024 on CPU).
         checkpoint_dir: where ``last.pt`` and ``best.pt`` go (None: no checkpoints).
         log_interval: steps between loss checks and progress updates (a bar on a terminal,
             a plain line otherwise).
@@ -109,7 +110,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     max_steps: int | None = None
-    eval_batch_size: int = 8192
+    eval_batch_size: int | None = None
     checkpoint_dir: str | None = None
     log_interval: int = 50
     num_threads: int | None = None
@@ -304,6 +305,8 @@ class _Run:
             model, compile=config.compile, distributed=self.world > 1, device=self.device
         )
         self.best_state: dict[str, Tensor] | None = None
+        # The validation metrics of best_state, when this process measured them.
+        self.best_valid: FunnelMetrics | None = None
         self.data = data_section(splits)
         if self.directory is not None and self.main:
             remove_stale_temporaries(self.directory)
@@ -435,6 +438,7 @@ class _Run:
             p.best_score, p.best_epoch, p.bad_validations = metrics.mean_auc, point, 0
             p.best_step = p.step
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best_valid = metrics
         else:
             p.bad_validations += 1
             p.stopped_early = 0 < self.config.patience <= p.bad_validations
@@ -469,7 +473,7 @@ class _Run:
             self.validate(loss_sum / max(batches, 1), seconds)
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
-        valid = self.evaluate(self.splits.valid)
+        valid = self.best_valid if self.best_valid is not None else self.evaluate(self.splits.valid)
         if not valid.mean_auc > CHANCE_AUC:
             warnings.warn(
                 f"the model is no better than chance: mean validation AUC {valid.mean_auc:.4f} "

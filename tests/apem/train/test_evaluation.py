@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from apem.train import evaluate, funnel_metrics, oracle_metrics, predict, seed_everything
+from apem.train.evaluation import eval_batch_size
 
 
 def test_evaluate_and_predict_agree(tiny_splits, make_model):
@@ -31,3 +32,13 @@ def test_oracle_metrics_score_the_true_probabilities(tiny_splits):
     assert metrics == expected and metrics.mean_auc > 0.8
     assert metrics.violation_rate == 0.0  # true funnel probabilities never increase
     assert oracle_metrics(type(test)(test.schema, test.ids, test.labels)) is None
+
+
+def test_the_default_batch_depends_on_the_device(tiny_splits, make_model):
+    assert eval_batch_size(None, torch.device("cpu")) == 1024
+    assert eval_batch_size(None, torch.device("cuda", 1)) == 8192
+    assert eval_batch_size(7, torch.device("cpu")) == 7
+    seed_everything(0)
+    model = make_model()
+    probs = predict(model, tiny_splits.test)
+    np.testing.assert_allclose(probs, predict(model, tiny_splits.test, batch_size=7), atol=1e-6)

@@ -70,6 +70,24 @@ def test_fit_learns_and_writes_checkpoints(tiny_splits, make_model, tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_fit_reports_the_validation_it_measured_at_the_best_point(
+    tiny_splits, make_model, monkeypatch
+):
+    scored = []
+    score = trainer_module.evaluate
+    monkeypatch.setattr(
+        trainer_module,
+        "evaluate",
+        lambda model, data, **kw: scored.append(data) or score(model, data, **kw),
+    )
+    seed_everything(0)
+    model = make_model()
+    result = fit(model, tiny_splits, config(epochs=3, lr=1e-2))
+    # one pass per validation and one over the test split: the best point is not re-scored
+    assert scored == [tiny_splits.valid] * 3 + [tiny_splits.test]
+    assert result.valid == score(model, tiny_splits.valid)
+
+
 def test_early_stopping_without_improvement(tiny_splits, make_model):
     seed_everything(0)
     with pytest.warns(UserWarning, match="no better than chance"):

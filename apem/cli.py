@@ -46,6 +46,7 @@ from apem.train.checkpoint import (
 from apem.train.compare import run_directory
 from apem.train.diagnostics import diagnose, diagnostics_table
 from apem.train.distributed import init_from_environment, leave, world
+from apem.train.evaluation import EVAL_BATCH_DEFAULT
 from apem.train.loggers import CSVLogger, RunLogger, TensorBoardLogger
 from apem.train.optim import LR_SCHEDULES, OPTIMIZERS
 from apem.train.report import comparison_table, metrics_table, write_json
@@ -241,7 +242,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="a model hyper-parameter (VALUE is JSON or a string); repeatable",
     )
     group.add_argument(
-        "--eval-batch-size", type=_positive_int, help="default: 8192 on CUDA, 1024 on CPU"
+        "--eval-batch-size", type=_positive_int, help=f"default: {EVAL_BATCH_DEFAULT}"
     )
     group.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     group.add_argument(
@@ -328,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", help="score this labelled CSV/Parquet table as new data instead of --split"
     )
     evaluate_.add_argument(
-        "--batch-size", type=_positive_int, help="default: 8192 on CUDA, 1024 on CPU"
+        "--batch-size", type=_positive_int, help=f"default: {EVAL_BATCH_DEFAULT}"
     )
     evaluate_.add_argument("--json", help="write the metrics to this JSON file")
     _add_device_argument(evaluate_)
@@ -340,9 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_.add_argument("--output", required=True, help="a .csv or .parquet file")
     predict_.add_argument("--input", help="a CSV/Parquet table to score (default: --split)")
     predict_.add_argument("--split", choices=SPLITS, default="test")
-    predict_.add_argument(
-        "--batch-size", type=_positive_int, help="default: 8192 on CUDA, 1024 on CPU"
-    )
+    predict_.add_argument("--batch-size", type=_positive_int, help=f"default: {EVAL_BATCH_DEFAULT}")
     predict_.add_argument(
         "--keep",
         type=_comma_list,

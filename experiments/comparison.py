@@ -92,7 +92,8 @@ def run_comparison(experiment: str, dataset: str, preset: Preset) -> dict[str, A
 def merge_comparisons(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``old`` (a payload of ``run_comparison`` and its provenance) with the rows of ``new``
     added or replaced, every summary (best other model, p-value, gain) recomputed over all
-    rows; ``new``'s provenance is listed under ``"merged"``. Both must share the dataset, the
+    rows; ``new``'s provenance, then that of the runs merged into ``new``, is listed under
+    ``"merged"``, each with the rows it made. Both must share the dataset, the
     split sizes and the seeds (the t-tests pair runs by seed)."""
     for key in ("experiment", "dataset"):
         if old[key] != new[key]:
@@ -109,9 +110,13 @@ def merge_comparisons(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any
     comparison.runs.update(Comparison.from_dict(new["comparison"]).runs)
     provenance = ("preset", "command", "machine", "torch_threads", "load_average_at_start")
     added = {k: new[k] for k in (*provenance, "date", "wall_s")}
-    added["rows"] = [entry["model"] for entry in new["comparison"]["models"]]
+    # rows that ``new`` had merged in itself keep the provenance of the run that made them
+    later = new.get("merged", [])
+    merged_later = {row for entry in later for row in entry["rows"]}
+    rows = [entry["model"] for entry in new["comparison"]["models"]]
+    added["rows"] = [row for row in rows if row not in merged_later]
     merged = {**old, "comparison": comparison.to_dict()}
     for key in ("grid", "fixed", "selection", "fit_seconds"):
         merged[key] = {**old[key], **new[key]}
-    merged["merged"] = [*old.get("merged", []), added]
+    merged["merged"] = [*old.get("merged", []), added, *later]
     return merged

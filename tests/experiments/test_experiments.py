@@ -3,6 +3,7 @@ of the results page and its figures."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from apem.train import TrainConfig
 from experiments import runner
 from experiments.__main__ import main
+from experiments.comparison import merge_comparisons
 from experiments.runner import Variant
 from experiments.selector import selection_rates
 
@@ -196,6 +198,16 @@ def test_lr_grid_searches_the_learning_rate_per_model_and_the_page_says_so(
     assert "Adam lr searched per model over [0.001, 0.01]" in _page(out)
     with pytest.raises(SystemExit):
         main([*argv[:-3], "--lr-grid", "0,1e-3", "--out", str(out)])
+
+
+def test_merging_a_merged_payload_keeps_the_provenance_of_each_run(results: Path) -> None:
+    old = _json(results, "models-synthetic2")
+    later = {"command": "python -m experiments run models --models esmm --merge", "rows": ["esmm"]}
+    new = {**copy.deepcopy(old), "command": "python -m experiments run models", "merged": [later]}
+    merged = merge_comparisons(old, new)
+    first, second = merged["merged"]
+    assert first["rows"] == ["single_task", "apem"] and first["command"] == new["command"]
+    assert second == later
 
 
 def test_merge_adds_rows_to_a_comparison_of_the_same_schedule_and_recomputes_the_tests(

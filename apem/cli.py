@@ -36,6 +36,7 @@ from apem.train import (
     resolve_device,
     seed_everything,
 )
+from apem.train.allocator import keep_freed_memory
 from apem.train.checkpoint import (
     BEST,
     LAST,
@@ -764,6 +765,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `apem` command; returns the exit status (2 for bad input, 1 for a failed run)."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     if hasattr(args, "quiet"):  # per-epoch lines of train and compare, on stderr

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from apem.train.allocator import keep_freed_memory
 from apem.train.report import write_json
 from experiments.comparison import merge_comparisons, run_comparison
 from experiments.datasets import DATASETS
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
     if args.command == "run":
+        keep_freed_memory()
         print(f"wrote {run_experiment(args, argv)}")
     print(f"wrote {render(Path(args.out))}")
     return 0

@@ -23,6 +23,14 @@ SETTINGS = {
 }
 
 
+def on_glibc() -> bool:
+    """Whether this process runs on glibc (whose malloc ``mallopt`` tunes)."""
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (AttributeError, ValueError):
+        return False
+
+
 def _user_tuned() -> bool:
     """Whether the environment sets glibc's malloc options itself (then they are left alone)."""
     return "GLIBC_TUNABLES" in os.environ or any(name.startswith("MALLOC_") for name in os.environ)
@@ -32,11 +40,7 @@ def keep_freed_memory() -> bool:
     """Let glibc's malloc keep freed memory for reuse (``SETTINGS``); process-wide, call it once
     at start-up, before the first large tensor. Returns whether the settings were applied: False
     off glibc, or where ``GLIBC_TUNABLES`` or a ``MALLOC_*`` variable is set."""
-    try:
-        os.confstr("CS_GNU_LIBC_VERSION")
-        mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError, ValueError):
+    if not on_glibc() or _user_tuned():
         return False
-    if _user_tuned():
-        return False
+    mallopt = ctypes.CDLL(None).mallopt
     return all(mallopt(option, value) == 1 for option, value in SETTINGS.items())

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from apem.train.allocator import on_glibc
+
 # Allocate and free two 24 MiB blocks five times; print whether the settings took and the page
 # faults of rounds 2-5. With glibc's defaults the 48 MiB of free heap top is trimmed each round
 # (trim threshold twice the dynamic mmap threshold), so every round faults its pages in again.
@@ -28,14 +30,7 @@ print(applied, sum(faults[1:]))
 PAGES_PER_ROUND = 2 * (24 << 20) // 4096
 
 
-def _on_glibc() -> bool:
-    try:
-        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
-    except (AttributeError, ValueError):
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _on_glibc(), reason="glibc's malloc only")
+pytestmark = pytest.mark.skipif(not on_glibc(), reason="glibc's malloc only")
 
 
 def _probe(mode: str, **env: str) -> tuple[str, int]:

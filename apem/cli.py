@@ -45,7 +45,12 @@ from apem.train.checkpoint import (
     warn_if_stale_best,
 )
 from apem.train.compare import run_directory
-from apem.train.diagnostics import diagnose, diagnostics_table
+from apem.train.diagnostics import (
+    diagnose,
+    diagnostics_table,
+    tower_reliance,
+    tower_reliance_table,
+)
 from apem.train.distributed import init_from_environment, leave, world
 from apem.train.evaluation import EVAL_BATCH_DEFAULT
 from apem.train.loggers import CSVLogger, RunLogger, TensorBoardLogger
@@ -569,6 +574,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if not main:
         return 0
     after = diagnose(model, splits.valid) if args.diagnostics else None
+    towers = tower_reliance(model, splits.valid) if args.diagnostics else None
     oracle = oracle_metrics(splits.test)
     print(
         f"\n{args.model}: best epoch {result.best_epoch:g} of {len(result.history)} validations, "
@@ -580,6 +586,9 @@ def _run_train(args: argparse.Namespace) -> int:
         if layers is not None:
             print(f"\nattention diagnostics at {moment} (validation subsample):")
             print(diagnostics_table(layers))
+    if towers is not None:
+        print("\nthe towers' input at the best epoch, one part at its mean (validation subsample):")
+        print(tower_reliance_table(towers))
     if args.json:
         payload = {
             "model": args.model,
@@ -601,6 +610,7 @@ def _run_train(args: argparse.Namespace) -> int:
             payload["diagnostics"] = {
                 "initialisation": None if before is None else [d.to_dict() for d in before],
                 "trained": [d.to_dict() for d in after],
+                "towers": [r.to_dict() for r in towers],
             }
         write_json(args.json, payload)
     return 0

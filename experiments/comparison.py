@@ -27,6 +27,7 @@ DEPARTURES: dict[str, dict[str, Any]] = {
     "apem w/ towers on T only": {"tower_input": "task"},
     "apem w/ towers of 64": {"tower_hidden": [64]},
     "apem w/o output prior": {"output_prior": False},
+    "apem w/ task gain 1": {"task_gain": 1.0},
     "apem_paper": {"variant": "paper"},
 }
 SWITCHES = {"ablations": ABLATIONS, "departures": DEPARTURES}

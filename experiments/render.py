@@ -260,7 +260,26 @@ def _attention_lines(payload: dict[str, Any], out: Path, link: str) -> list[str]
                 + " / ".join(f"{d['y_between']:.3f}" for d in layers)
                 + f" | {auc if key == 'trained' else '-'} |"
             )
-    return lines + ["", f"![attention entropy]({link}/{figure.name})", ""]
+    lines += ["", f"![attention entropy]({link}/{figure.name})", ""]
+    towers = {variant: r["towers"] for variant, r in attention.items() if r.get("towers")}
+    if towers:
+        lines += [
+            "What the trained towers take from each part of their input "
+            "(`apem.train.diagnostics.tower_reliance`, same subsample): each step's AUC with the "
+            "input whole, with T_i^L held at its mean and with the shared part (flatten(H) for "
+            "the default) held at its mean.",
+            "",
+            "| variant | step | AUC | T at mean | shared at mean |",
+            "|---|---|---|---|---|",
+        ]
+        for variant, steps in towers.items():
+            lines += [
+                f"| {variant} | {r['step']} | {r['auc']:.4f} | {_num(r['tasks_at_mean'])} | "
+                f"{_num(r['shared_at_mean'])} |"
+                for r in steps
+            ]
+        lines.append("")
+    return lines
 
 
 def _efficiency_section(payload: dict[str, Any], out: Path, link: str) -> list[str]:

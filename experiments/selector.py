@@ -19,7 +19,7 @@ from apem.data import BatchLoader, FunnelData, FunnelSplits
 from apem.models import APEM, build_model
 from apem.models.gamma import gamma_schedule
 from apem.train import TrainConfig, seed_everything
-from apem.train.diagnostics import diagnose
+from apem.train.diagnostics import diagnose, tower_reliance
 from apem_kernels import smooth_step
 from experiments.comparison import train_config
 from experiments.datasets import DESCRIPTIONS, load_dataset
@@ -109,6 +109,7 @@ def attention_diagnostics(
         "hparams": hparams,
         "initialisation": [d.to_dict() for d in before],
         "trained": [d.to_dict() for d in diagnose(model, splits.valid)],
+        "towers": [r.to_dict() for r in tower_reliance(model, splits.valid)],
         "test_auc": result.test.auc,
         "fit_seconds": wall,
     }

@@ -22,6 +22,7 @@ from apem.models.base import FunnelModel
 from apem.models.gamma import GAMMA_DECAY, GAMMA_FLOOR, GAMMA_START, gamma_schedule
 from apem.nn import MLP, Towers, dependence_loss
 from apem.nn.checks import dropout_rate, flag, layer_sizes, non_negative, one_of, positive_int
+from apem.nn.embedding import EMBEDDING_INIT_STD
 from apem_kernels import Backend, InducingAttention, smooth_step
 
 INITS = ("xavier", "unit")
@@ -43,6 +44,7 @@ VARIANTS: dict[str, dict[str, object]] = {
         "task_adapters": True,
         "tower_input": "task",
         "tower_hidden": [64],
+        "task_gain": 1.0,
         "gamma_schedule": "paper",
         "output_prior": False,
     },
@@ -55,6 +57,7 @@ VARIANTS: dict[str, dict[str, object]] = {
         "task_adapters": True,
         "tower_input": "task+embeddings",
         "tower_hidden": [360, 200, 80],
+        "task_gain": EMBEDDING_INIT_STD,
         "gamma_schedule": "paper",
         "output_prior": True,
     },
@@ -232,8 +235,10 @@ class APEM(FunnelModel):
     (see ``ASRGLayer``), ``selector_residual`` and ``task_adapters`` (see
     ``PatternSelector``), ``tower_input``, ``tower_hidden`` (the towers' hidden layers: one of
     64 units in ``"paper"``, which names none; ESMM's 360-200-80 in the default),
-    ``gamma_schedule``, ``output_prior`` (towers start at the training split's step rates, see
-    ``prepare_fit``).
+    ``task_gain`` (the initial gain of the LayerNorm whose T the towers read, every T^l's
+    with ``"task+layers"``: 1 in ``"paper"``; in the default the embeddings' initial std, so
+    that ``T_i^L`` and ``flatten(H)`` enter the towers at one scale), ``gamma_schedule``,
+    ``output_prior`` (towers start at the training split's step rates, see ``prepare_fit``).
 
     Ablations: ``dynamic_selector=False`` (plain inducing points, z = 1),
     ``task_indicators=False`` (towers read the mean over the K rows of ``Y^L`` in place of T),
@@ -243,6 +248,7 @@ class APEM(FunnelModel):
     """
 
     name = "apem"
+    added_options = {"task_gain": 1.0}  # 2026-12-07; before it every T^l started at gain 1
 
     def __init__(
         self,
@@ -256,6 +262,7 @@ class APEM(FunnelModel):
         num_inducing: int = 64,
         selector_hidden: Sequence[int] = (),
         tower_hidden: Sequence[int] | None = None,
+        task_gain: float | None = None,
         dropout: float = 0.0,
         dynamic_selector: bool = True,
         task_indicators: bool = True,
@@ -282,6 +289,7 @@ class APEM(FunnelModel):
             "task_adapters": task_adapters,
             "tower_input": tower_input,
             "tower_hidden": tower_hidden,
+            "task_gain": task_gain,
             "gamma_schedule": gamma_schedule,
             "output_prior": output_prior,
         }
@@ -296,6 +304,7 @@ class APEM(FunnelModel):
             num_inducing=positive_int("num_inducing", num_inducing),
             selector_hidden=layer_sizes("selector_hidden", selector_hidden),
             tower_hidden=layer_sizes("tower_hidden", o["tower_hidden"]),
+            task_gain=non_negative("task_gain", o["task_gain"]),
             dropout=dropout_rate("dropout", dropout),
             dynamic_selector=flag("dynamic_selector", dynamic_selector),
             task_indicators=flag("task_indicators", task_indicators),
@@ -359,6 +368,9 @@ class APEM(FunnelModel):
                 for _ in range(num_layers)
             )
             self.task_norms = nn.ModuleList(nn.LayerNorm(embed_dim) for _ in range(num_layers))
+            read = self.task_norms if self.tower_input == "task+layers" else self.task_norms[-1:]
+            for norm in read:
+                nn.init.constant_(norm.weight, self.config["task_gain"])
         extra = {
             "task": 0,
             "task+final": num_inducing * embed_dim,
@@ -427,8 +439,10 @@ class APEM(FunnelModel):
         found = self.pattern_selectors[layer](y)
         return self.task_norms[layer](found if previous is None else previous + found)
 
-    def _tower_logits(self, h: Tensor, y: Tensor, tasks: list[Tensor]) -> Tensor:
-        """Tower input as ``tower_input`` says, then the towers: -> (B, S)."""
+    def tower_logits(self, h: Tensor, y: Tensor, tasks: Sequence[Tensor]) -> Tensor:
+        """The towers on ``tower_input``'s reading of the embeddings h (B, F, d), the last
+        layer's Y (B, K, d) and T^1..T^L (each (B, S, d); empty without task indicators):
+        -> (B, S)."""
         last = tasks[-1] if tasks else y.mean(dim=1, keepdim=True).expand(-1, self.num_steps, -1)
         extra = {
             "task": None,
@@ -452,7 +466,7 @@ class APEM(FunnelModel):
             y = asrg(y, gamma)
             if self.pattern_selectors is not None:
                 tasks.append(self._tasks(layer, tasks[-1] if tasks else None, y))
-        return self._tower_logits(h, y, tasks)
+        return self.tower_logits(h, y, tasks)
 
     @torch.no_grad()
     def trace(self, ids: Tensor, dense: Tensor | None = None) -> list[LayerTrace]:

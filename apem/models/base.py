@@ -29,10 +29,14 @@ class FunnelModel(nn.Module, ABC):
         step_weights: w_i, the weight of step i's BCE in the loss.
         config: every hyper-parameter needed to rebuild the model (JSON-serialisable):
             ``build_model(model.name, model.schema, **model.config)``.
+        added_options: hyper-parameters added after checkpoints of the model were first
+            written, each with the value that applied before it existed; a checkpoint's
+            config that lacks one is read with that value.
     """
 
     name: ClassVar[str]
     needs_funnel: ClassVar[bool] = False
+    added_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,

@@ -30,6 +30,7 @@ from apem.data.fingerprint import fingerprint, fingerprint_difference
 from apem.data.schema import FunnelSplits, Schema
 from apem.data.vocabulary import Vocabulary
 from apem.models import build_model
+from apem.models.registry import MODELS
 
 FORMAT = "apem-checkpoint-2"
 LAST = "last.pt"
@@ -309,6 +310,14 @@ def load_model_state(
     model.load_state_dict(checkpoint["model"]["state"])
 
 
+def saved_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's hyper-parameters, with the options its model gained since (the
+    model's ``added_options``) at the values that applied when it was written."""
+    saved = checkpoint["model"]
+    added = MODELS[saved["name"]].added_options if saved["name"] in MODELS else {}
+    return {**added, **saved["config"]}
+
+
 def check_model_state(
     model: nn.Module, checkpoint: dict[str, Any], schema: Schema, source: str | Path
 ) -> None:
@@ -319,15 +328,13 @@ def check_model_state(
             f"checkpoint {source} holds a '{saved['name']}' model, not '{model.name}'"
         )
     check_schema(checkpoint, schema, source)
+    config = saved_config(checkpoint)
     differing = sorted(
-        key
-        for key in set(saved["config"]) | set(model.config)
-        if saved["config"].get(key) != model.config.get(key)
+        key for key in set(config) | set(model.config) if config.get(key) != model.config.get(key)
     )
     if differing:
         details = ", ".join(
-            f"{k}: checkpoint {saved['config'].get(k)!r} vs model {model.config.get(k)!r}"
-            for k in differing
+            f"{k}: checkpoint {config.get(k)!r} vs model {model.config.get(k)!r}" for k in differing
         )
         raise CheckpointError(f"checkpoint {source} has other hyper-parameters ({details})")
     expected, state = model.state_dict(), saved["state"]
@@ -348,7 +355,6 @@ def check_model_state(
 def model_from_checkpoint(checkpoint: dict[str, Any], source: str | Path) -> nn.Module:
     """Rebuild the checkpoint's model (name, hyper-parameters, schema) with its weights."""
     schema = schema_from_dict(checkpoint["schema"])
-    saved = checkpoint["model"]
-    model = build_model(saved["name"], schema, **saved["config"])
+    model = build_model(checkpoint["model"]["name"], schema, **saved_config(checkpoint))
     load_model_state(model, checkpoint, schema, source)
     return model

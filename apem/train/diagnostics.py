@@ -4,12 +4,16 @@ On a subsample of a split, for every layer: the normalised entropy of the ASRG a
 (1 = uniform, i.e. a mean-pool; 0 = each row picks one key), the mean largest weight beside the
 uniform one, the spread of the selector's mask z across samples and its hard-selection rate,
 and the share of the variance of Y^l and T^l that differs between samples (near 0 when every
-sample gets the same representation).
+sample gets the same representation). And for the towers (``tower_reliance``): each step's AUC
+with one part of their input held at its mean over the subsample, which shows whether the
+prediction uses what the attention path gives it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,6 +21,7 @@ import torch
 from torch import Tensor
 
 from apem.data.schema import FunnelData
+from apem.train.metrics import roc_auc
 from apem.train.report import format_table
 
 
@@ -77,12 +82,74 @@ def between_sample_share(values: Tensor) -> float:
     return float(between / total)
 
 
-def _subsample(data: FunnelData, rows: int, seed: int) -> tuple[Tensor, Tensor | None]:
+@dataclass(frozen=True)
+class TowerReliance:
+    """One step's AUC on the subsample, and with one part of the towers' input held at its
+    mean over the subsample (so that part carries no per-sample information).
+
+    Attributes:
+        step: the funnel step's name.
+        auc: entire-space AUC of the step.
+        tasks_at_mean: the AUC with T_i^L (every T^l with ``tower_input="task+layers"``) at
+            its mean; None without task indicators.
+        shared_at_mean: the AUC with the towers' shared input (flatten(H) or flatten(Y^L)) at
+            its mean; None where the towers read T alone.
+    """
+
+    step: str
+    auc: float
+    tasks_at_mean: float | None
+    shared_at_mean: float | None
+
+    def to_dict(self) -> dict[str, float | str | None]:
+        return asdict(self)
+
+
+def _subsample(data: FunnelData, rows: int, seed: int) -> np.ndarray:
+    if len(data) == 0:
+        raise ValueError("diagnostics need at least one sample; the split is empty")
     n = len(data)
-    take = np.sort(np.random.default_rng(seed).choice(n, size=min(rows, n), replace=False))
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(rows, n), replace=False))
+
+
+def _inputs(data: FunnelData, take: np.ndarray) -> tuple[Tensor, Tensor | None]:
     ids = torch.as_tensor(np.asarray(data.ids[take]), dtype=torch.long)
     dense = None if data.dense is None else torch.as_tensor(np.asarray(data.dense[take]))
     return ids, dense
+
+
+def _traced(
+    model: torch.nn.Module, data: FunnelData, rows: int, batch_size: int, seed: int
+) -> tuple[np.ndarray, Tensor, list[list]]:
+    """The subsample's rows, their embeddings H (n, F, d) and ``model.trace`` of each batch of
+    them, in eval mode on the model's device."""
+    if not hasattr(model, "trace"):
+        raise TypeError(f"{type(model).__name__} has no attention to diagnose (no trace method)")
+    take = _subsample(data, rows, seed)
+    ids, dense = _inputs(data, take)
+    device = next(model.parameters()).device
+    batches = [
+        (
+            ids[i : i + batch_size].to(device),
+            None if dense is None else dense[i : i + batch_size].to(device),
+        )
+        for i in range(0, len(ids), batch_size)
+    ]
+    with _evaluating(model):
+        embeddings = torch.cat([model.embed(*batch) for batch in batches])
+        chunks = [model.trace(*batch) for batch in batches]
+    return take, embeddings, chunks
+
+
+@contextlib.contextmanager
+def _evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """``model`` in eval mode inside the block, in its own mode after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -96,24 +163,7 @@ def diagnose(
 ) -> list[LayerDiagnostics]:
     """Per-layer statistics of an APEM-like model (one with ``trace``) on ``rows`` samples of
     ``data`` drawn with ``seed``, in eval mode, on the model's device."""
-    if not hasattr(model, "trace"):
-        raise TypeError(f"{type(model).__name__} has no attention to diagnose (no trace method)")
-    if len(data) == 0:
-        raise ValueError("diagnostics need at least one sample; the split is empty")
-    device = next(model.parameters()).device
-    ids, dense = _subsample(data, rows, seed)
-    was_training = model.training
-    model.eval()
-    try:
-        chunks = [
-            model.trace(
-                ids[i : i + batch_size].to(device),
-                None if dense is None else dense[i : i + batch_size].to(device),
-            )
-            for i in range(0, len(ids), batch_size)
-        ]
-    finally:
-        model.train(was_training)
+    _, _, chunks = _traced(model, data, rows, batch_size, seed)
     layers = []
     for index in range(len(chunks[0])):
         parts = [chunk[index] for chunk in chunks]
@@ -138,6 +188,65 @@ def diagnose(
             )
         )
     return layers
+
+
+@torch.no_grad()
+def tower_reliance(
+    model: torch.nn.Module,
+    data: FunnelData,
+    *,
+    rows: int = 4096,
+    batch_size: int = 1024,
+    seed: int = 0,
+) -> list[TowerReliance]:
+    """Per step, the AUC on ``rows`` samples of ``data`` (drawn with ``seed``, as ``diagnose``
+    draws them) with the towers' input whole, with T at its subsample mean and with the shared
+    part at its mean (see ``TowerReliance``); APEM in eval mode, on the model's device."""
+    take, h, chunks = _traced(model, data, rows, batch_size, seed)
+    y = torch.cat([chunk[-1].output for chunk in chunks])
+    tasks = [
+        torch.cat([chunk[layer].tasks for chunk in chunks])
+        for layer in range(len(chunks[0]))
+        if chunks[0][layer].tasks is not None
+    ]
+    held = range(len(tasks)) if model.tower_input == "task+layers" else range(len(tasks))[-1:]
+    shared = {"task+embeddings": 0, "task+final": 1}.get(model.tower_input)
+
+    def at_mean(t: Tensor) -> Tensor:
+        return t.mean(0, keepdim=True).expand_as(t)
+
+    with _evaluating(model):
+        logits = {
+            "auc": model.tower_logits(h, y, tasks),
+            "tasks_at_mean": None
+            if not tasks
+            else model.tower_logits(
+                h, y, [at_mean(t) if i in held else t for i, t in enumerate(tasks)]
+            ),
+            "shared_at_mean": None
+            if shared is None
+            else model.tower_logits(
+                *[at_mean(p) if i == shared else p for i, p in enumerate((h, y))], tasks
+            ),
+        }
+    labels = torch.as_tensor(np.asarray(data.labels[take]))
+    return [
+        TowerReliance(
+            step=step,
+            **{
+                key: None if value is None else float(roc_auc(value[:, s].cpu(), labels[:, s]))
+                for key, value in logits.items()
+            },
+        )
+        for s, step in enumerate(model.schema.steps)
+    ]
+
+
+def tower_reliance_table(steps: list[TowerReliance]) -> str:
+    """The towers' reliance on each part of their input as an aligned text table."""
+    headers = ["step", "AUC", "T at mean", "shared at mean"]
+    rows = [[r.step, _cell(r.auc), _cell(r.tasks_at_mean), _cell(r.shared_at_mean)] for r in steps]
+    return format_table(headers, rows)
 
 
 def _cell(value: float | None, digits: int = 4) -> str:

@@ -258,6 +258,8 @@ def test_train_diagnostics_prints_and_stores_per_layer_statistics(tmp_path):
     for moment in ("initialisation", "trained"):
         assert [d["layer"] for d in diagnostics[moment]] == [1, 2]
         assert 0 <= diagnostics[moment][0]["entropy"] <= 1
+    assert "the towers' input at the best epoch" in text
+    assert [r["step"] for r in diagnostics["towers"]] == ["click", "conversion"]
 
 
 def test_train_diagnostics_needs_a_model_with_attention(tmp_path, capsys):

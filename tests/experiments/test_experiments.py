@@ -125,8 +125,10 @@ def test_selector_curves_and_selection_rates(results: Path) -> None:
         for moment in ("initialisation", "trained"):
             assert [d["layer"] for d in result[moment]] == [1, 2]
             assert all(0 <= d["entropy"] <= 1 for d in result[moment])
+        assert [r["step"] for r in result["towers"]] == ["click", "conversion"]
     page = _page(results)
     assert "Does the attention do its job?" in page
+    assert "What the trained towers take from each part of their input" in page
     _assert_png(results / "attention-entropy.png")
     assert "Figure 5" in page and "Figure 7a" in page
     _assert_png(results / "figure5-smooth-step.png")

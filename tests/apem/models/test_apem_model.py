@@ -11,6 +11,7 @@ from apem.data.schema import FunnelData
 from apem.models import APEM, build_model
 from apem.models.apem import TOWER_INPUTS, VARIANTS
 from apem.models.gamma import gamma_schedule
+from apem.nn.embedding import EMBEDDING_INIT_STD
 
 SMALL = {"num_layers": 2, "num_inducing": 4, "embed_dim": 4, "backend": "torch"}
 
@@ -159,6 +160,23 @@ def test_tower_inputs(make_schema, make_batch, tower_input):
     else:
         expected = model.towers(torch.cat([tasks[-1], shared[:, None].expand(-1, 3, -1)], -1))
     torch.testing.assert_close(model.logits(batch.ids), expected)
+
+
+@pytest.mark.parametrize("tower_input", TOWER_INPUTS)
+def test_task_gain_starts_the_norms_the_towers_read(make_schema, make_batch, tower_input):
+    schema = make_schema(3)
+    model = small_apem(schema, num_layers=3, tower_input=tower_input, task_gain=0.25)
+    read = range(3) if tower_input == "task+layers" else [2]
+    for layer, norm in enumerate(model.task_norms):
+        gain = 0.25 if layer in read else 1.0
+        torch.testing.assert_close(norm.weight, torch.full_like(norm.weight, gain))
+    tasks = model.trace(make_batch(schema, 16, seed=0).ids)[-1].tasks
+    # A LayerNorm's output has std 1 per row at gain 1 (bias 0): T^L's is the gain.
+    std = tasks.std(dim=-1, unbiased=False)
+    torch.testing.assert_close(std, torch.full_like(std, 0.25), atol=1e-3, rtol=0)
+    assert small_apem(schema).config["task_gain"] == EMBEDDING_INIT_STD
+    with pytest.raises(ValueError, match="task_gain must be a finite number >= 0"):
+        small_apem(schema, task_gain=-1.0)
 
 
 def test_unit_init_gives_scores_of_unit_variance(make_schema):

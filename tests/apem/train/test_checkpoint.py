@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from apem.data.schema import FunnelSplits, Schema
+from apem.models import build_model
 from apem.train import TrainConfig, fit, model_from_checkpoint, seed_everything
 from apem.train.checkpoint import (
     FORMAT,
@@ -66,6 +67,24 @@ def test_other_hyper_parameters_are_a_clear_error(trained, make_model, tiny_spli
     _, path = trained
     with pytest.raises(CheckpointError, match=r"embed_dim: checkpoint 4 vs model 8"):
         load_model_state(make_model(embed_dim=8), load_checkpoint(path), tiny_splits.schema, path)
+
+
+def test_a_checkpoint_from_before_an_added_option_loads_with_its_old_value(tiny_splits, tmp_path):
+    schema = tiny_splits.schema
+    model = build_model("apem", schema, num_layers=2, num_inducing=4, embed_dim=4, task_gain=1.0)
+    config = TrainConfig(batch_size=128, epochs=1, device="cpu", progress=False)
+    fit(model, tiny_splits, dataclasses.replace(config, checkpoint_dir=str(tmp_path)))
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    del checkpoint["model"]["config"]["task_gain"]  # as written before the option existed
+    rebuilt = model_from_checkpoint(checkpoint, "old.pt")
+    assert rebuilt.config == model.config
+    with pytest.raises(CheckpointError, match="task_gain: checkpoint 1.0 vs model 0.05"):
+        load_model_state(
+            build_model("apem", schema, **{**model.config, "task_gain": 0.05}),
+            checkpoint,
+            schema,
+            "old.pt",
+        )
 
 
 def test_another_schema_is_a_clear_error(trained, tiny_splits):

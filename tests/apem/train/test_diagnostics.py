@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +12,10 @@ from apem.train.diagnostics import (
     diagnose,
     diagnostics_table,
     normalised_entropy,
+    tower_reliance,
+    tower_reliance_table,
 )
+from apem.train.metrics import roc_auc
 
 
 def test_entropy_of_uniform_and_one_hot_rows():
@@ -104,3 +108,31 @@ def test_diagnose_refuses_models_without_attention(tiny_splits):
     model = build_model("single_task", tiny_splits.schema)
     with pytest.raises(TypeError, match="no attention"):
         diagnose(model, tiny_splits.valid)
+
+
+@pytest.mark.parametrize("tower_input", ["task", "task+embeddings", "task+final", "task+layers"])
+def test_tower_reliance_holds_each_part_of_the_towers_input(tiny_splits, tower_input):
+    torch.manual_seed(0)
+    small = {"num_layers": 2, "num_inducing": 4, "embed_dim": 4, "backend": "torch"}
+    model = build_model("apem", tiny_splits.schema, tower_input=tower_input, **small)
+    steps = tower_reliance(model, tiny_splits.valid, rows=60)
+    assert [r.step for r in steps] == list(tiny_splits.schema.steps)
+    shared = tower_input in ("task+embeddings", "task+final")
+    assert all((r.shared_at_mean is None) != shared for r in steps)
+    # With the whole input the AUC is the model's own on those rows.
+    rows = np.sort(np.random.default_rng(0).choice(len(tiny_splits.valid), 60, replace=False))
+    model.eval()
+    with torch.no_grad():
+        logits = model.logits(torch.as_tensor(tiny_splits.valid.ids[rows], dtype=torch.long))
+    labels = torch.as_tensor(tiny_splits.valid.labels[rows])
+    for s, r in enumerate(steps):
+        assert r.auc == pytest.approx(float(roc_auc(logits[:, s], labels[:, s])))
+    assert "T at mean" in tower_reliance_table(steps)
+
+
+def test_tower_reliance_is_chance_when_the_towers_read_only_a_held_part(tiny_splits):
+    # Towers on T alone: T at its mean gives every sample the same score, AUC 1/2.
+    small = {"num_layers": 2, "num_inducing": 4, "embed_dim": 4, "backend": "torch"}
+    model = build_model("apem", tiny_splits.schema, tower_input="task", **small)
+    for r in tower_reliance(model, tiny_splits.valid, rows=80):
+        assert r.tasks_at_mean == pytest.approx(0.5)

@@ -457,7 +457,11 @@ class APEM(FunnelModel):
             return self.towers(last)
         return self.towers(torch.cat([last, extra.unsqueeze(1).expand(-1, last.shape[1], -1)], -1))
 
-    def logits(self, ids: Tensor, dense: Tensor | None = None) -> Tensor:
+    def tower_inputs(
+        self, ids: Tensor, dense: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """What ``tower_logits`` reads: the embeddings H (B, F, d), the last layer's Y (B, K, d)
+        and T^1..T^L (each (B, S, d); empty without task indicators)."""
         h = self.embed(ids, dense)
         gamma = self.gamma_tensor()
         y = h
@@ -466,7 +470,10 @@ class APEM(FunnelModel):
             y = asrg(y, gamma)
             if self.pattern_selectors is not None:
                 tasks.append(self._tasks(layer, tasks[-1] if tasks else None, y))
-        return self.tower_logits(h, y, tasks)
+        return h, y, tasks
+
+    def logits(self, ids: Tensor, dense: Tensor | None = None) -> Tensor:
+        return self.tower_logits(*self.tower_inputs(ids, dense))
 
     @torch.no_grad()
     def trace(self, ids: Tensor, dense: Tensor | None = None) -> list[LayerTrace]:

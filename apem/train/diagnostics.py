@@ -118,27 +118,22 @@ def _inputs(data: FunnelData, take: np.ndarray) -> tuple[Tensor, Tensor | None]:
     return ids, dense
 
 
-def _traced(
+def _batches(
     model: torch.nn.Module, data: FunnelData, rows: int, batch_size: int, seed: int
-) -> tuple[np.ndarray, Tensor, list[list]]:
-    """The subsample's rows, their embeddings H (n, F, d) and ``model.trace`` of each batch of
-    them, in eval mode on the model's device."""
+) -> tuple[np.ndarray, list[tuple[Tensor, Tensor | None]]]:
+    """The subsample's rows and their (ids, dense) in batches on the model's device."""
     if not hasattr(model, "trace"):
         raise TypeError(f"{type(model).__name__} has no attention to diagnose (no trace method)")
     take = _subsample(data, rows, seed)
     ids, dense = _inputs(data, take)
     device = next(model.parameters()).device
-    batches = [
+    return take, [
         (
             ids[i : i + batch_size].to(device),
             None if dense is None else dense[i : i + batch_size].to(device),
         )
         for i in range(0, len(ids), batch_size)
     ]
-    with _evaluating(model):
-        embeddings = torch.cat([model.embed(*batch) for batch in batches])
-        chunks = [model.trace(*batch) for batch in batches]
-    return take, embeddings, chunks
 
 
 @contextlib.contextmanager
@@ -163,7 +158,9 @@ def diagnose(
 ) -> list[LayerDiagnostics]:
     """Per-layer statistics of an APEM-like model (one with ``trace``) on ``rows`` samples of
     ``data`` drawn with ``seed``, in eval mode, on the model's device."""
-    _, _, chunks = _traced(model, data, rows, batch_size, seed)
+    _, batches = _batches(model, data, rows, batch_size, seed)
+    with _evaluating(model):
+        chunks = [model.trace(*batch) for batch in batches]
     layers = []
     for index in range(len(chunks[0])):
         parts = [chunk[index] for chunk in chunks]
@@ -202,20 +199,18 @@ def tower_reliance(
     """Per step, the AUC on ``rows`` samples of ``data`` (drawn with ``seed``, as ``diagnose``
     draws them) with the towers' input whole, with T at its subsample mean and with the shared
     part at its mean (see ``TowerReliance``); APEM in eval mode, on the model's device."""
-    take, h, chunks = _traced(model, data, rows, batch_size, seed)
-    y = torch.cat([chunk[-1].output for chunk in chunks])
-    tasks = [
-        torch.cat([chunk[layer].tasks for chunk in chunks])
-        for layer in range(len(chunks[0]))
-        if chunks[0][layer].tasks is not None
-    ]
-    held = range(len(tasks)) if model.tower_input == "task+layers" else range(len(tasks))[-1:]
+    take, batches = _batches(model, data, rows, batch_size, seed)
     shared = {"task+embeddings": 0, "task+final": 1}.get(model.tower_input)
 
     def at_mean(t: Tensor) -> Tensor:
         return t.mean(0, keepdim=True).expand_as(t)
 
     with _evaluating(model):
+        parts = [model.tower_inputs(*batch) for batch in batches]
+        h = torch.cat([part[0] for part in parts])
+        y = torch.cat([part[1] for part in parts])
+        tasks = [torch.cat(layer) for layer in zip(*(part[2] for part in parts), strict=True)]
+        held = range(len(tasks)) if model.tower_input == "task+layers" else range(len(tasks))[-1:]
         logits = {
             "auc": model.tower_logits(h, y, tasks),
             "tasks_at_mean": None

@@ -9,7 +9,8 @@ sm_90 and sm_80, and reads from triton's own ``ptxas -v`` run the registers, spi
 and shared memory, from which it derives CTAs per SM; from the SASS (``cuobjdump -sass``) it counts
 the instructions one sample costs one thread: the body of the kernel's sample loop, inner loops
 times their trip counts (the spec's ``loop_trips``), and within that the HGMMA/HMMA/FFMA/MUFU
-instructions. Those counts are per thread of one program; when K takes several blocks
+instructions. The backward is two launches (``PASSES``): its row combines them and lists each
+under ``passes``. Those counts are per thread of one program; when K takes several blocks
 (``k_blocks``, a program each) a sample costs every block's program, so the warp-instructions per
 sample are that count times the warps times ``k_blocks``. Writes ``static.json`` (a list of rows)
 and ``static.md`` to ``--out`` (default ``benchmarks/results/static``), keeping the rows of
@@ -138,25 +139,22 @@ def per_sample_counts(sass: list[tuple[int, str]], loop_trips: tuple[int, ...]) 
     return counts
 
 
-def measure(kernel: str, dtype: str, shape: str, capability: int, version: str) -> dict:
-    """Compile the launcher's choice for (kernel, dtype, shape) for sm_<capability>; one row."""
+def compiled_figures(spec, capability: int) -> dict:
+    """Compile one launch spec for sm_<capability>: ptxas's registers, spills, stack and shared
+    memory, CTAs/SM, and the SASS counts per sample (``per_sample_counts``)."""
     import triton
     from triton import knobs
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from apem_kernels.ops.inducing_attention import launch_specs
-
-    s = SHAPES[shape]
-    spec = launch_specs(s.keys, s.inducing, s.dim, s.heads, DTYPES[dtype])[kernel]
-    k_blocks = -(-s.inducing // spec.tags["config"].block_k)
     source = ASTSource(fn=spec.kernel, signature=spec.signature, constexprs=spec.constexprs)
-    options = {"num_warps": spec.num_warps, "num_stages": spec.num_stages}
     log = io.StringIO()
     knobs.nvidia.dump_ptxas_log = True
     knobs.compilation.always_compile = True
     with contextlib.redirect_stdout(log):
-        compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32), options=options)
+        compiled = triton.compile(
+            source, target=GPUTarget("cuda", capability, 32), options=spec.options()
+        )
     ptxas = parse_ptxas(log.getvalue())
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])
@@ -168,7 +166,51 @@ def measure(kernel: str, dtype: str, shape: str, capability: int, version: str) 
             text=True,
         ).stdout
     smem = compiled.metadata.shared + ptxas["static_smem"]
-    counts = per_sample_counts(parse_sass(sass_text), spec.tags.get("loop_trips", ()))
+    return {
+        "regs": ptxas["regs"],
+        "max_registers": spec.max_registers,
+        "spill_stores": ptxas["spill_stores"],
+        "spill_loads": ptxas["spill_loads"],
+        "stack_bytes": ptxas["stack_bytes"],
+        "smem_bytes": smem,
+        "ctas_per_sm": ctas_per_sm(ptxas["regs"], spec.num_warps, smem, capability),
+        **per_sample_counts(parse_sass(sass_text), spec.tags["loop_trips"]),
+    }
+
+
+# The launches each kernel is made of (``launch_specs`` keys), in order.
+PASSES = {"forward": ("forward",), "backward": ("backward_output", "backward_keys")}
+# How a kernel's figures combine its passes' (they run one after the other): the worst
+# registers, shared memory and occupancy, the sum of the rest.
+_WORST = {"regs": max, "smem_bytes": max, "ctas_per_sm": min}
+
+
+def measure(kernel: str, dtype: str, shape: str, capability: int, version: str) -> dict:
+    """Compile the launcher's choice for (kernel, dtype, shape) for sm_<capability>; one row, with
+    each pass's own figures under ``passes``."""
+    import triton
+
+    from apem_kernels.ops.inducing_attention import launch_specs
+
+    s = SHAPES[shape]
+    specs = launch_specs(s.keys, s.inducing, s.dim, s.heads, DTYPES[dtype])
+    passes = []
+    for name in PASSES[kernel]:
+        spec = specs[name]
+        k_blocks = -(-s.inducing // spec.tags["config"].block_k)
+        figures = compiled_figures(spec, capability)
+        # what a sample costs the issue slots: per-thread instructions times warps, for every
+        # K block's program
+        figures["warp_instructions_per_sample"] = (
+            figures["instructions_per_sample"] * spec.num_warps * k_blocks
+        )
+        passes.append({"pass": name, "config": spec.name, "num_warps": spec.num_warps,
+                       "k_blocks": k_blocks, **figures})  # fmt: skip
+    combined = {
+        key: _WORST.get(key, sum)(p[key] for p in passes)
+        for key, value in passes[0].items()
+        if isinstance(value, int) and key not in ("num_warps", "k_blocks", "max_registers")
+    }
     return {
         "kernel": kernel,
         "dtype": dtype,
@@ -176,22 +218,12 @@ def measure(kernel: str, dtype: str, shape: str, capability: int, version: str) 
         "arch": f"sm_{capability}",
         "version": version,
         "triton": triton.__version__,
-        "config": spec.name,
-        "num_warps": spec.num_warps,
-        "k_blocks": k_blocks,
-        "regs": ptxas["regs"],
-        "spill_bytes": ptxas["spill_stores"] + ptxas["spill_loads"],
-        "spill_stores": ptxas["spill_stores"],
-        "spill_loads": ptxas["spill_loads"],
-        "stack_bytes": ptxas["stack_bytes"],
-        "smem_bytes": smem,
-        "ctas_per_sm": ctas_per_sm(ptxas["regs"], spec.num_warps, smem, capability),
-        **counts,
-        # what a sample costs the issue slots: per-thread instructions times warps, for every
-        # K block's program
-        "warp_instructions_per_sample": counts["instructions_per_sample"]
-        * spec.num_warps
-        * k_blocks,
+        "config": passes[0]["config"],
+        "num_warps": passes[0]["num_warps"],
+        "k_blocks": passes[0]["k_blocks"],
+        **combined,
+        "spill_bytes": combined["spill_stores"] + combined["spill_loads"],
+        "passes": passes if len(passes) > 1 else [],
     }
 
 
@@ -256,6 +288,26 @@ def render(rows: list[dict]) -> str:
                 value = row[key]
                 cells.append(f"{value:,}" if isinstance(value, int) else str(value))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        'The backward is two launches (docs/design.md, "The backward in two passes"): the '
+        "output side (P, T, the LayerNorm's backward, dC, dT) and the key side (P again, dP, "
+        "dS, dA, dx). The rows above combine them: the most registers and shared memory, the "
+        "fewest CTAs/SM, the sum of spills and instructions. Each pass (cap: `maxnreg`):",
+        "",
+        "| dtype | shape | arch | pass | cap | regs | spill st/ld (B) | smem (B) | CTAs/SM "
+        "| instr./sample |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: (list(DTYPES).index(r["dtype"]),
+                                           list(SHAPES).index(r["shape"]), r["arch"])):  # fmt: skip
+        for p in row.get("passes", []):
+            cap = p["max_registers"] or "–"
+            lines.append(
+                f"| {row['dtype']} | {row['shape']} | {row['arch']} | {p['pass']} | {cap} "
+                f"| {p['regs']} | {p['spill_stores']}/{p['spill_loads']} | {p['smem_bytes']:,} "
+                f"| {p['ctas_per_sm']} | {p['instructions_per_sample']:,} |"
+            )
     tritons = sorted({f"{r['version']}: triton {r['triton']}" for r in rows})
     lines += ["", "Compiled with " + "; ".join(tritons) + "."]
     return "\n".join(lines) + "\n"

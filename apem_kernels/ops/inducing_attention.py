@@ -14,26 +14,30 @@ inducing point k of head j; HEADS is M padded to a power of two, the padded head
 so every head's scores come from one ``tl.dot`` and ``O = [T_0 | T_1 | …] @ [C_0; C_1; …]`` is one
 more. A program owns one block of K rows and a strided set of samples (persistent grid sized from
 the compiled kernel's occupancy); A, C, I and the LayerNorm parameters are loaded once per
-program (the fp32 and fp64 backward re-reads I and the norm weight per sample), x once per
-sample.
+program, x once per sample.
 When N fits one key tile (``SINGLE_PASS``) the softmax is computed in one pass
 (scores once per head); otherwise key tiles stream through an online softmax, and the forward
 saves the row logsumexp (base 2) when the backward needs it (``SAVE_LSE``: the backward's key
 tile, never smaller, may still hold all N). Scores are in base 2: log2(e) is folded into A
 (forward) or the row scale (backward), so the exponentials are ``exp2``.
 
-Backward: per sample it recomputes P and T (and O for the norm), then dO, dT = dO Cᵀ, dP, dS and
-writes dx once (in x's dtype when K is one block). The batch-shared gradients (dA, dC, the
-residual's dI, the LayerNorm weight and bias) accumulate in registers over the program's samples
-and are written once per program into per-program slots summed afterwards in torch: no atomics,
-so two runs are bit-identical. With one key tile the scores are computed once; with several,
-twice (one pass for T, one for the gradients).
+Backward, in two launches over the same programs' layout (docs/design.md, "The backward in two
+passes"). The output pass, per sample, recomputes P and T (and O for the norm), takes dy through
+the LayerNorm and the residual to dO, and writes dT = dO Cᵀ (in x's dtype), δ = rowsum(dT ⊙ T),
+the row logsumexp where the forward saved none, and the residual's share of dz; it accumulates
+dC, the residual's dI and the LayerNorm weight's gradient. The key pass recomputes P from the
+logsumexp over key tiles, forms dP = dT xᵀ, dS, and writes dx once (in x's dtype when K is one
+block) and dz; it accumulates dA. The scores are computed once in each pass. The batch-shared
+gradients accumulate in registers over a program's samples and are written once per program
+into per-program slots summed afterwards in torch: no atomics, so two runs are bit-identical.
+Split, each pass fits 3 CTAs/SM (``maxnreg``) for 2-byte inputs at d <= 32; the price is dT, δ
+and the logsumexp written and read once more.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import triton
@@ -54,6 +58,7 @@ from apem_kernels.ops.utils import (
     fused_supports,
     interpreting,
     new_output,
+    registers_for,
 )
 
 # Most stacked rows (BLOCK_K · HEADS) and most elements of a (rows, keys) or (rows, d) tile: the
@@ -61,6 +66,9 @@ from apem_kernels.ops.utils import (
 # tiles (online softmax).
 _MAX_ROWS = 128
 _MAX_TILE = 8192
+# CTAs per SM the backward's passes are compiled for where they fit (``maxnreg``: 168 registers
+# at 4 warps).
+_BACKWARD_CTAS = 3
 _INTERPRETER_PROGRAMS = 2
 NUM_STAGES = 1
 # Dtypes compile_specs() covers; float64 serves gradcheck and the float64 tests on a GPU.
@@ -82,6 +90,12 @@ class LaunchConfig:
     block_d: int
     single_pass: bool
     num_warps: int
+    keys_block_n: int
+    max_registers: int | None
+
+    def keys_pass(self) -> LaunchConfig:
+        """The backward's second pass: the same tiles but its own key tile."""
+        return replace(self, block_n=self.keys_block_n, single_pass=self.keys <= self.keys_block_n)
 
     def constexprs(self) -> dict:
         return {
@@ -131,6 +145,11 @@ def launch_config(
     # benchmarks/static.py at the paper shape (sm_90): 4 warps give the fewest instructions; a
     # tile past _MAX_TILE elements, or a backward of R >= 128 rows, spills less with 8.
     warps = 8 if tile > _MAX_TILE or (backward and rows >= 128) else 4
+    # The backward's key pass holds four (rows, keys) tiles at once (S, P, dP, dS).
+    keys_block_n = min(block_n, max(16, _MAX_TILE // 4 // rows))
+    # Both backward passes fit _BACKWARD_CTAS CTAs/SM without spilling for 2-byte inputs at
+    # d <= 32 (benchmarks/static.py); wider tiles would spill, so they keep ptxas's choice.
+    capped = backward and not wide and block_d <= 32
     return LaunchConfig(
         keys=keys,
         inducing=inducing,
@@ -142,6 +161,8 @@ def launch_config(
         block_d=block_d,
         single_pass=keys <= block_n,
         num_warps=warps,
+        keys_block_n=keys_block_n,
+        max_registers=registers_for(_BACKWARD_CTAS, warps) if capped else None,
     )
 
 
@@ -342,20 +363,21 @@ def _key_tile_gradients(a, x, p, dp, delta, dt_in, z_rows, HAS_Z: tl.constexpr):
 
 
 @triton.jit
-def _backward_kernel(
+def _backward_output_kernel(
     x_ptr, z_ptr, mask_ptr, a_ptr, c_ptr, inducing_ptr, norm_w_ptr, norm_b_ptr, lse_ptr, dy_ptr,
-    dx_ptr, dz_ptr, da_ptr, dc_ptr, dres_ptr, dweight_ptr,
+    dt_ptr, delta_ptr, dzn_ptr, dc_ptr, dres_ptr, dweight_ptr,
     B, N: tl.constexpr, K: tl.constexpr, D: tl.constexpr, M: tl.constexpr, gamma: tl.float64, eps,
     HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
     SINGLE_PASS: tl.constexpr, ACC: tl.constexpr, BLOCK_K: tl.constexpr, HEADS: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    """Gradients from dy (B, K, D) for K block kb = program_id(1), sample set g = program_id(0).
-
-    Per sample: dx, (KB, B, N, D) (x's dtype when KB = 1, else partial sums in ACC); dz (B, K)
-    (d/du when Z_FROM_U). Once per program, summed by the caller: da (G, M, K, D) and dres
-    (G, K, D) (rows of block kb), dc (G·KB, M, D, D), dweight (G·KB, D) (the LayerNorm weight's
-    gradient; the bias's is the sum of dy, which the caller takes).
+    """Backward, first pass (the output side), for K block kb = program_id(1), handing the key
+    pass per sample: from dy (B, K, D) dT (B, M, K, D) in x's dtype and δ = rowsum(dT ⊙ T)
+    (B, M, K); with SINGLE_PASS the base-2 row logsumexp into lse (B, M, K) (else it reads the
+    forward's); with the norm and a gate the residual's share of dz (B, K) in ACC. Once per
+    program, summed by the caller: dc (G·KB, M, D, D); with the norm dres (G, K, D) (rows of
+    block kb) and dweight (G·KB, D) (the bias's gradient is the sum of dy, which the caller
+    takes).
     """
     dtype = x_ptr.dtype.element_ty
     kb = tl.program_id(1)
@@ -373,51 +395,44 @@ def _backward_kernel(
     c = _stacked_columns(c_ptr, offs_d, d_ok, M, D, HEADS, BLOCK_D).to(dtype)  # [HEADS*BD, BD]
     out_offs = offs_k[:, None] * D + offs_d[None, :]  # [BK, BD]
     out_ok = k_ok[:, None] & d_ok[None, :]
-    # I and the norm weight: held over the samples for 2-byte inputs, re-read per sample (L1)
-    # for wider ones, whose held copies made the fp32 backward spill 20 KB per thread on sm_80.
-    held: tl.constexpr = dtype.primitive_bitwidth == 16
+    rows_offs = (row_j * K + row_k)[:, None] * D + offs_d[None, :]  # [R, BD]
+    rows_ok = row_ok[:, None] & d_ok[None, :]
     if HAS_NORM:
-        if held:
-            inducing, weight = _norm_parameters(
-                inducing_ptr, norm_w_ptr, out_offs, out_ok, offs_d, d_ok, ACC
-            )
-    da = tl.zeros((BLOCK_K * HEADS, BLOCK_D), ACC)
+        inducing, weight = _norm_parameters(
+            inducing_ptr, norm_w_ptr, out_offs, out_ok, offs_d, d_ok, ACC
+        )
     dc = tl.zeros((HEADS * BLOCK_D, BLOCK_D), ACC)
     dres = tl.zeros((BLOCK_K, BLOCK_D), ACC)
     dweight = tl.zeros((BLOCK_D,), ACC)
     for sample in range(tl.program_id(0), B, tl.num_programs(0)):
         b = tl.cast(sample, tl.int64)
         z_rows, _ = _gate(z_ptr + b * K, row_k, row_k < K, gamma, HAS_Z, Z_FROM_U, ACC)
-        z, dzdu = _gate(z_ptr + b * K, offs_k, k_ok, gamma, HAS_Z, Z_FROM_U, ACC)
         scale = z_rows * _LOG2E  # [R]: natural scores to base 2
-        # P and T = P x
+        handed = b * M * K + row_j * K + row_k  # [R]: this sample's rows of lse and δ
         if SINGLE_PASS:
             x, valid = _keys(x_ptr, mask_ptr, b, 0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
-            r = _mm(a, tl.trans(x))  # [R, BN]
-            s = _masked(r, scale, valid, True)
+            s = _masked(_mm(a, tl.trans(x)), scale, valid, True)  # [R, BN]
             m = tl.max(s, axis=1)
             m = tl.where(m == float("-inf"), 0.0, m)
             p = tl.exp2(s - m[:, None])
             total = tl.sum(p, axis=1)
-            # Held in x's dtype until the gradients need it (float32 inputs keep float32).
-            p = (p * (1.0 / tl.where(total > 0, total, 1.0))[:, None]).to(dtype)
-            t = _mm(p, x)  # [R, BD]
+            nonzero = tl.where(total > 0, total, 1.0)
+            t = _mm(p.to(dtype), x) * (1.0 / nonzero)[:, None]  # [R, BD]
+            lse = tl.where(total > 0, m + tl.log2(nonzero), float("inf"))
+            tl.store(lse_ptr + handed, lse, mask=row_ok)
         else:
-            lse = tl.load(lse_ptr + b * M * K + row_j * K + row_k, mask=row_ok, other=float("inf"))
+            lse = tl.load(lse_ptr + handed, mask=row_ok, other=float("inf"))
             t = tl.zeros((BLOCK_K * HEADS, BLOCK_D), ACC)
             for n0 in range(0, N, BLOCK_N):
                 x, valid = _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
                 s = _masked(_mm(a, tl.trans(x)), scale, valid, True)
                 t += _mm(tl.exp2(s - lse[:, None]).to(dtype), x)
-        t_cat = tl.reshape(t.to(dtype), (BLOCK_K, HEADS * BLOCK_D))  # [BK, HEADS*BD]
+        t = t.to(dtype)
+        t_cat = tl.reshape(t, (BLOCK_K, HEADS * BLOCK_D))  # [BK, HEADS*BD]
         # dO from dy through the LayerNorm and the residual
         dy = tl.load(dy_ptr + b * K * D + out_offs, mask=out_ok, other=0.0).to(ACC)  # [BK, BD]
-        dz = tl.zeros((BLOCK_K,), ACC)
         if HAS_NORM:
-            if not held:
-                inducing, weight = _norm_parameters(
-                    inducing_ptr, norm_w_ptr, out_offs, out_ok, offs_d, d_ok, ACC
-                )
+            z, _ = _gate(z_ptr + b * K, offs_k, k_ok, gamma, HAS_Z, Z_FROM_U, ACC)  # [BK]
             out = _mm(t_cat, c)  # [BK, BD]
             xhat, rstd = _normalized(inducing * z[:, None] + out, d_ok, D, eps)
             dweight += tl.sum(dy * xhat, axis=0)
@@ -428,51 +443,85 @@ def _backward_kernel(
             # xhat is 0 in the padded columns, dy in the padded rows: only dh's columns need it
             do = tl.where(d_ok[None, :], dh * rstd[:, None], 0.0)
             dres += do * z[:, None]
-            dz += tl.sum(do * inducing, axis=1)
+            if HAS_Z:
+                tl.store(dzn_ptr + b * K + offs_k, tl.sum(do * inducing, axis=1), mask=k_ok)
         else:
             do = dy
         do_in = do.to(dtype)
         dc += _mm(tl.trans(t_cat), do_in)  # [HEADS*BD, BD]
         dt = tl.reshape(_mm(do_in, tl.trans(c)), (BLOCK_K * HEADS, BLOCK_D))  # [R, BD]
-        dt_in = dt.to(dtype)
-        dx_row = dx_ptr + (kb * B + b) * N * D
-        if SINGLE_PASS:
-            dp = _mm(dt_in, tl.trans(x))  # [R, BN]
-            # rowsum(dT ⊙ T) = rowsum(P ⊙ dP): T need not stay live.
-            delta = tl.sum(p.to(ACC) * dp, axis=1)  # [R]
-            dz_rows, da_b, dx = _key_tile_gradients(a, x, p, dp, delta, dt_in, z_rows, HAS_Z)
-            da += da_b
-            offs_n = tl.arange(0, BLOCK_N)
-            dx_ok = (offs_n < N)[:, None] & d_ok[None, :]
-            tl.store(dx_row + offs_n[:, None] * D + offs_d[None, :], dx, mask=dx_ok)
-        else:
-            delta = tl.sum(dt * t, axis=1)  # [R]
-            dz_rows = tl.zeros((BLOCK_K * HEADS,), ACC)
-            for n0 in range(0, N, BLOCK_N):
-                x, valid = _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
-                s = _masked(_mm(a, tl.trans(x)), scale, valid, True)
-                p = tl.exp2(s - lse[:, None])
-                dp = _mm(dt_in, tl.trans(x))
-                dz_tile, da_b, dx = _key_tile_gradients(a, x, p, dp, delta, dt_in, z_rows, HAS_Z)
-                dz_rows += dz_tile
-                da += da_b
-                offs_n = n0 + tl.arange(0, BLOCK_N)
-                dx_ok = (offs_n < N)[:, None] & d_ok[None, :]
-                tl.store(dx_row + offs_n[:, None] * D + offs_d[None, :], dx, mask=dx_ok)
-        if HAS_Z:
-            dz += tl.sum(tl.reshape(dz_rows, (BLOCK_K, HEADS)), axis=1)
-            tl.store(dz_ptr + b * K + offs_k, dz * dzdu, mask=k_ok)
-    group = tl.cast(tl.program_id(0), tl.int64)
-    da_ptrs = da_ptr + group * M * K * D + (row_j * K + row_k)[:, None] * D + offs_d[None, :]
-    tl.store(da_ptrs, da, mask=row_ok[:, None] & d_ok[None, :])
+        tl.store(dt_ptr + b * M * K * D + rows_offs, dt.to(dtype), mask=rows_ok)
+        # rowsum(dT ⊙ T) = rowsum(P ⊙ dP): the key pass needs it before its first key tile
+        tl.store(delta_ptr + handed, tl.sum(dt * t.to(ACC), axis=1), mask=row_ok)
     c_rows = tl.arange(0, HEADS * BLOCK_D)
     c_head = c_rows // BLOCK_D
     c_e = c_rows % BLOCK_D
     dc_ptrs = dc_ptr + program * M * D * D + (c_head * D + c_e)[:, None] * D + offs_d[None, :]
     tl.store(dc_ptrs, dc, mask=((c_e < D) & (c_head < M))[:, None] & d_ok[None, :])
     if HAS_NORM:
+        group = tl.cast(tl.program_id(0), tl.int64)
         tl.store(dres_ptr + group * K * D + out_offs, dres, mask=out_ok)
         tl.store(dweight_ptr + program * D + offs_d, dweight, mask=d_ok)
+
+
+@triton.jit
+def _backward_keys_kernel(
+    x_ptr, z_ptr, mask_ptr, a_ptr, lse_ptr, dt_ptr, delta_ptr, dzn_ptr, dx_ptr, dz_ptr, da_ptr,
+    B, N: tl.constexpr, K: tl.constexpr, D: tl.constexpr, M: tl.constexpr, gamma: tl.float64,
+    HAS_Z: tl.constexpr, Z_FROM_U: tl.constexpr, HAS_MASK: tl.constexpr, HAS_NORM: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_K: tl.constexpr, HEADS: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    """Backward, second pass (the key side), for K block kb = program_id(1): from what the
+    output pass handed over (dT, δ, lse, the residual's dz) per sample dx, (KB, B, N, D) (x's
+    dtype when KB = 1, else partial sums in ACC), and dz (B, K) (d/du when Z_FROM_U). Once per
+    program, summed by the caller: da (G, M, K, D) (rows of block kb).
+    """
+    dtype = x_ptr.dtype.element_ty
+    kb = tl.program_id(1)
+    k0 = kb * BLOCK_K
+    rows = tl.arange(0, BLOCK_K * HEADS)
+    row_k = k0 + rows // HEADS  # [R]
+    row_j = rows % HEADS  # [R]
+    row_ok = (row_k < K) & (row_j < M)
+    offs_k = k0 + tl.arange(0, BLOCK_K)  # [BK]
+    k_ok = offs_k < K
+    offs_d = tl.arange(0, BLOCK_D)  # [BD]
+    d_ok = offs_d < D
+    a = _stacked_rows(a_ptr, row_j, row_k, row_ok, offs_d, d_ok, K, D).to(dtype)  # [R, BD]
+    rows_offs = (row_j * K + row_k)[:, None] * D + offs_d[None, :]  # [R, BD]
+    rows_ok = row_ok[:, None] & d_ok[None, :]
+    da = tl.zeros((BLOCK_K * HEADS, BLOCK_D), ACC)
+    for sample in range(tl.program_id(0), B, tl.num_programs(0)):
+        b = tl.cast(sample, tl.int64)
+        z_rows, _ = _gate(z_ptr + b * K, row_k, row_k < K, gamma, HAS_Z, Z_FROM_U, ACC)
+        scale = z_rows * _LOG2E  # [R]: natural scores to base 2
+        dt_in = tl.load(dt_ptr + b * M * K * D + rows_offs, mask=rows_ok, other=0.0)  # [R, BD]
+        handed = b * M * K + row_j * K + row_k  # [R]: this sample's rows of lse and δ
+        lse = tl.load(lse_ptr + handed, mask=row_ok, other=float("inf"))
+        delta = tl.load(delta_ptr + handed, mask=row_ok, other=0.0)
+        dx_row = dx_ptr + (kb * B + b) * N * D
+        dz_rows = tl.zeros((BLOCK_K * HEADS,), ACC)
+        for n0 in range(0, N, BLOCK_N):
+            x, valid = _keys(x_ptr, mask_ptr, b, n0, N, D, HAS_MASK, BLOCK_N, BLOCK_D)
+            s = _masked(_mm(a, tl.trans(x)), scale, valid, True)  # [R, BN]
+            p = tl.exp2(s - lse[:, None])
+            dp = _mm(dt_in, tl.trans(x))  # [R, BN]
+            dz_tile, da_b, dx = _key_tile_gradients(a, x, p, dp, delta, dt_in, z_rows, HAS_Z)
+            dz_rows += dz_tile
+            da += da_b
+            offs_n = n0 + tl.arange(0, BLOCK_N)
+            dx_ok = (offs_n < N)[:, None] & d_ok[None, :]
+            tl.store(dx_row + offs_n[:, None] * D + offs_d[None, :], dx, mask=dx_ok)
+        if HAS_Z:
+            _, dzdu = _gate(z_ptr + b * K, offs_k, k_ok, gamma, HAS_Z, Z_FROM_U, ACC)
+            dz = tl.sum(tl.reshape(dz_rows, (BLOCK_K, HEADS)), axis=1)  # [BK]
+            if HAS_NORM:
+                dz += tl.load(dzn_ptr + b * K + offs_k, mask=k_ok, other=0.0)
+            tl.store(dz_ptr + b * K + offs_k, dz * dzdu, mask=k_ok)
+    group = tl.cast(tl.program_id(0), tl.int64)
+    da_ptrs = da_ptr + group * M * K * D + (row_j * K + row_k)[:, None] * D + offs_d[None, :]
+    tl.store(da_ptrs, da, mask=row_ok[:, None] & d_ok[None, :])
 
 
 def batch_shared_factors(
@@ -575,6 +624,8 @@ def _common_args(
         "num_warps": cfg.num_warps,
         "num_stages": NUM_STAGES,
     }
+    if cfg.max_registers is not None:
+        args["maxnreg"] = cfg.max_registers
     return args, cfg
 
 
@@ -611,8 +662,8 @@ def _forward(x, gate, a, c, inducing, norm_weight, norm_bias, mask, gamma, eps, 
 def _backward(
     dy, x, gate, a, c, inducing, norm_weight, norm_bias, mask, lse, gamma, eps, gate_is_u
 ):
-    """Launch the backward; returns (dx, dgate, dA, dC, dI through the residual, dweight, dbias),
-    the last three None without the norm."""
+    """Launch the backward's two passes; returns (dx, dgate, dA, dC, dI through the residual,
+    dweight, dbias), the last three None without the norm."""
     batch, n, d = x.shape
     m, k, _ = a.shape
     acc = _accumulator_dtype(x.dtype)
@@ -629,15 +680,30 @@ def _backward(
         dweight = torch.zeros(d, dtype=acc, device=x.device) if norm else None
     else:
         absent = _placeholder(x.device, acc)
-        args.update(
-            lse_ptr=lse if lse.numel() else _placeholder(x.device, acc),
-            dy_ptr=dy.contiguous(),
+        # What the first pass hands the second: dT, δ, the logsumexp (the forward's, or the first
+        # pass's when one key tile holds N) and dz's residual part.
+        if not lse.numel():
+            lse = new_output((batch, m, k), acc, x.device)
+        dt = new_output((batch, m, k, d), x.dtype, x.device)
+        delta = new_output((batch, m, k), acc, x.device)
+        dzn = new_output((batch, k), acc, x.device) if norm and gate is not None else absent
+        handed = {"lse_ptr": lse, "dt_ptr": dt, "delta_ptr": delta, "dzn_ptr": dzn}
+
+        output_args = {**args, **handed, "dy_ptr": dy.contiguous()}
+        groups = _groups(_backward_output_kernel, output_args, batch, k_blocks, x)
+        dc = new_output((groups * k_blocks, m, d, d), acc, x.device)
+        dres = new_output((groups, k, d), acc, x.device) if norm else None
+        dweight = new_output((groups * k_blocks, d), acc, x.device) if norm else None
+        output_args.update(
+            dc_ptr=dc,
+            dres_ptr=dres if norm else absent,
+            dweight_ptr=dweight if norm else absent,
         )
-        programs = _resident_programs(
-            _backward_kernel, {**args, **_grad_placeholders(x, acc)}, x.device
-        )
-        groups = max(1, min(batch, programs // k_blocks))
-        programs = groups * k_blocks
+        _backward_output_kernel[(groups, k_blocks)](**output_args)
+
+        keys_args = {name: args[name] for name in _KEYS_ARGS if name in args} | handed
+        keys_args["BLOCK_N"] = cfg.keys_block_n
+        groups = _groups(_backward_keys_kernel, keys_args, batch, k_blocks, x)
         # One K block: every dx element has one writer, in x's dtype; several: partial sums.
         dx = (
             new_output((batch, n, d), x.dtype, x.device)
@@ -645,18 +711,8 @@ def _backward(
             else new_output((k_blocks, batch, n, d), acc, x.device)
         )
         da = new_output((groups, m, k, d), acc, x.device)
-        dc = new_output((programs, m, d, d), acc, x.device)
-        dres = new_output((groups, k, d), acc, x.device) if norm else None
-        dweight = new_output((programs, d), acc, x.device) if norm else None
-        args.update(
-            dx_ptr=dx,
-            dz_ptr=dgate if gate is not None else absent,
-            da_ptr=da,
-            dc_ptr=dc,
-            dres_ptr=dres if norm else absent,
-            dweight_ptr=dweight if norm else absent,
-        )
-        _backward_kernel[(groups, k_blocks)](**args)
+        keys_args.update(dx_ptr=dx, dz_ptr=dgate if gate is not None else absent, da_ptr=da)
+        _backward_keys_kernel[(groups, k_blocks)](**keys_args)
         if k_blocks > 1:
             dx = dx.sum(0).to(x.dtype)
         da, dc = da.sum(0), dc.sum(0)
@@ -673,17 +729,32 @@ def _backward(
     )
 
 
-def _grad_placeholders(x: Tensor, acc: torch.dtype) -> dict:
-    """Gradient pointers of the backward for a compile-only warmup (typed, never written)."""
-    absent = _placeholder(x.device, acc)
+# The second pass's arguments beside what the first hands it (it needs neither C nor the norm).
+_KEYS_ARGS = tuple(
+    name
+    for name in inspect.signature(_backward_keys_kernel.fn).parameters
+    if not name.endswith("_ptr") or name in ("x_ptr", "z_ptr", "mask_ptr", "a_ptr")
+) + ("num_warps", "num_stages", "maxnreg")
+
+
+def _groups(kernel, args: dict, batch: int, k_blocks: int, x: Tensor) -> int:
+    """Sample groups of a launch (programs along the batch): as many as the GPU holds at once
+    with every K block's program, at most one per sample."""
+    warmup = {**args, **_grad_placeholders(kernel, x, _accumulator_dtype(x.dtype))}
+    return max(1, min(batch, _resident_programs(kernel, warmup, x.device) // k_blocks))
+
+
+def _grad_placeholders(kernel, x: Tensor, acc: torch.dtype) -> dict:
+    """The pointers of ``kernel`` missing from a launch's arguments so far, for a compile-only
+    warmup (typed, never written): dx in x's dtype, the others in the accumulator dtype."""
     return {
-        "dx_ptr": _placeholder(x.device, x.dtype),
-        "dz_ptr": absent,
-        "da_ptr": absent,
-        "dc_ptr": absent,
-        "dres_ptr": absent,
-        "dweight_ptr": absent,
+        name: _placeholder(x.device, x.dtype if name == "dx_ptr" else acc)
+        for name in inspect.signature(kernel.fn).parameters
+        if name in _GRADIENT_POINTERS
     }
+
+
+_GRADIENT_POINTERS = ("dx_ptr", "dz_ptr", "da_ptr", "dc_ptr", "dres_ptr", "dweight_ptr")
 
 
 def fused_inducing_attention(
@@ -773,7 +844,17 @@ def fused_factored_attention(
 
 # Pointer arguments held in the accumulator dtype (float64 for float64 inputs, else float32);
 # the others take the input dtype. dx is the input dtype (one K block, what specs compile).
-_ACCUMULATOR_POINTERS = {"a_ptr", "c_ptr", "lse_ptr", "da_ptr", "dc_ptr", "dres_ptr", "dweight_ptr"}
+_ACCUMULATOR_POINTERS = {
+    "a_ptr",
+    "c_ptr",
+    "lse_ptr",
+    "delta_ptr",
+    "dzn_ptr",
+    "da_ptr",
+    "dc_ptr",
+    "dres_ptr",
+    "dweight_ptr",
+}
 
 
 def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:
@@ -797,14 +878,23 @@ def _signature(kernel, dtype: torch.dtype) -> dict[str, str]:
 
 
 def _spec(kernel, dtype: torch.dtype, cfg: LaunchConfig, flags: dict, name: str) -> KernelSpec:
+    signature = _signature(kernel, dtype)
+    constexprs = {"ACC": TRITON_ACC[_accumulator_dtype(dtype)], **flags, **cfg.constexprs()}
     return KernelSpec(
         name=f"{kernel.__name__}[{name}]",
         kernel=kernel,
-        signature=_signature(kernel, dtype),
-        constexprs={"ACC": TRITON_ACC[_accumulator_dtype(dtype)], **flags, **cfg.constexprs()},
+        signature=signature,
+        constexprs={key: value for key, value in constexprs.items() if key in signature},
         num_warps=cfg.num_warps,
         num_stages=NUM_STAGES,
-        tags={"dtype": dtype, "config": cfg, **flags},
+        max_registers=cfg.max_registers,
+        # the key-tile loop's trips at this shape (benchmarks/static.py counts a sample's cost)
+        tags={
+            "dtype": dtype,
+            "config": cfg,
+            "loop_trips": () if cfg.single_pass else (triton.cdiv(cfg.keys, cfg.block_n),),
+            **flags,
+        },
     )
 
 
@@ -823,7 +913,8 @@ def launch_specs(
     saves = {"SAVE_LSE": lse_size(keys, inducing, dim, heads, dtype) > 0}
     return {
         "forward": _spec(_forward_kernel, dtype, forward, {**flags, **saves}, name),
-        "backward": _spec(_backward_kernel, dtype, backward, flags, name),
+        "backward_output": _spec(_backward_output_kernel, dtype, backward, flags, name),
+        "backward_keys": _spec(_backward_keys_kernel, dtype, backward.keys_pass(), flags, name),
     }
 
 

@@ -80,27 +80,27 @@ def _smooth_step_bwd_kernel(
     tl.store(grad_u_ptr + offsets, (g * slope).to(grad_u_ptr.dtype.element_ty), mask=in_range)
 
 
-def _launch(kernel, tensors: tuple[Tensor, ...], gamma: float) -> Tensor:
-    """Run an elementwise kernel over flat contiguous ``tensors``; returns the new output."""
-    first = tensors[0]
+def _launch(kernel, inputs: dict[str, Tensor], output: str, gamma: float) -> Tensor:
+    """Run an elementwise kernel over flat contiguous ``inputs`` (its pointer arguments, by
+    name); returns the new tensor it writes through ``output``, shaped like the first input."""
+    first = next(iter(inputs.values()))
     out = new_output(tuple(first.shape), first.dtype, first.device)
     n = first.numel()
     if n > 0:
         grid = (triton.cdiv(n, BLOCK),)
-        kernel[grid](*tensors, out, n, gamma, BLOCK=BLOCK, num_warps=NUM_WARPS)
+        kernel[grid](**inputs, **{output: out}, n=n, gamma=gamma, BLOCK=BLOCK, num_warps=NUM_WARPS)
     return out
 
 
 def _forward(u: Tensor, gamma: float) -> Tensor:
     """f_D(u; gamma) by the forward kernel: u any shape -> u's shape and dtype."""
-    return _launch(_smooth_step_fwd_kernel, (u.contiguous(),), gamma)
+    return _launch(_smooth_step_fwd_kernel, {"u_ptr": u.contiguous()}, "out_ptr", gamma)
 
 
 def _backward(u: Tensor, grad_out: Tensor, gamma: float) -> Tensor:
     """The gradient of f_D at u times ``grad_out``, by the backward kernel."""
-    return _launch(
-        _smooth_step_bwd_kernel, (u.contiguous(), grad_out.to(u.dtype).contiguous()), gamma
-    )
+    inputs = {"u_ptr": u.contiguous(), "grad_out_ptr": grad_out.to(u.dtype).contiguous()}
+    return _launch(_smooth_step_bwd_kernel, inputs, "grad_u_ptr", gamma)
 
 
 def fused_smooth_step(u: Tensor, gamma: float | Tensor) -> Tensor:

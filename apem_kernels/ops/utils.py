@@ -63,7 +63,15 @@ class KernelSpec:
     constexprs: dict[str, Any]
     num_warps: int = 4
     num_stages: int = 2
+    max_registers: int | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+
+    def options(self) -> dict[str, int]:
+        """``triton.compile`` options: warps, stages and the register cap (``maxnreg``) if any."""
+        options = {"num_warps": self.num_warps, "num_stages": self.num_stages}
+        if self.max_registers is not None:
+            options["maxnreg"] = self.max_registers
+        return options
 
 
 # Tests set this (tests/conftest.py) so that every kernel output starts as NaN and an element
@@ -86,6 +94,14 @@ SM_LIMITS = {
     86: {"regs": 65536, "warps": 48, "ctas": 16, "smem": 102400, "smem_per_cta_reserved": 1024},
     80: {"regs": 65536, "warps": 64, "ctas": 32, "smem": 167936, "smem_per_cta_reserved": 1024},
 }
+
+
+def registers_for(ctas: int, num_warps: int, capability: int = 90) -> int:
+    """Most registers per thread that let ``ctas`` CTAs of ``num_warps`` warps share an SM
+    (allocated per warp in units of 256, so a multiple of 8)."""
+    limit = SM_LIMITS.get(capability, SM_LIMITS[80])
+    per_warp = limit["regs"] // (ctas * num_warps) // 256 * 256
+    return min(255, per_warp // 32)
 
 
 def ctas_per_sm(regs: int, num_warps: int, smem: int, capability: int) -> int:

@@ -56,7 +56,7 @@ def _compile(module_name: str, index: int, capability: int) -> tuple[int | None,
 
     spec = importlib.import_module(module_name).compile_specs()[index]
     source = ASTSource(fn=spec.kernel, signature=spec.signature, constexprs=spec.constexprs)
-    options = {"num_warps": spec.num_warps, "num_stages": spec.num_stages}
+    options = spec.options()
     try:
         compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32), options=options)
     except Exception as error:  # report every failing spec, not only the first

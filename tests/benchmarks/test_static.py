@@ -85,3 +85,26 @@ def test_one_configuration_end_to_end(tmp_path: Path):
     assert (
         "| forward | bf16 | paper-n18 | sm_90 | current |" in (tmp_path / "static.md").read_text()
     )
+
+
+def test_the_backward_row_combines_its_two_passes(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.static", "--only", "backward:bf16:paper-n18"]
+        + ["--arch", "90", "--out", str(tmp_path)],
+        check=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+    )
+    (row,) = json.loads((tmp_path / "static.json").read_text())
+    passes = row["passes"]
+    assert [p["pass"] for p in passes] == ["backward_output", "backward_keys"]
+    # maxnreg reached ptxas: each pass within its cap, so 3 CTAs/SM by registers
+    assert all(0 < p["regs"] <= p["max_registers"] == 168 for p in passes)
+    assert row["regs"] == max(p["regs"] for p in passes)
+    assert row["ctas_per_sm"] == min(p["ctas_per_sm"] for p in passes)
+    total = sum(p["instructions_per_sample"] for p in passes)
+    assert row["instructions_per_sample"] == total > 0
+    table = (tmp_path / "static.md").read_text()
+    assert "| bf16 | paper-n18 | sm_90 | backward_keys | 168 |" in table

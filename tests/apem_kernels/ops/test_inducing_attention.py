@@ -18,6 +18,7 @@ from apem_kernels.ops.inducing_attention import (
     launch_config,
     lse_size,
 )
+from apem_kernels.ops.utils import ctas_per_sm, registers_for
 
 # Relative to the largest reference magnitude of each compared tensor. float32 on the GPU multiplies
 # through tf32x3 (three tf32 products, error ~1e-6 of fp32's scale), well inside 1e-4.
@@ -172,6 +173,37 @@ def test_forward_over_key_tiles_with_a_one_pass_backward_saves_no_logsumexp(kern
     assert not forward.single_pass and backward.single_pass
     assert lse_size(case.keys, case.inducing, case.dim, case.heads, case.dtype) == 0
     check_against_reference(case, kernel_device)
+
+
+def test_backward_key_pass_over_key_tiles_after_a_one_tile_output_pass(kernel_device):
+    """bf16 paper layers 2..L (N = 64): the output pass holds every key in one tile and writes
+    the logsumexp, the key pass reads it over two key tiles of 32."""
+    case = Case(2, 64, 64, 18, 2, gate="u", mask="all", dtype=torch.bfloat16)
+    cfg = launch_config(case.keys, case.inducing, case.dim, case.heads, case.dtype, backward=True)
+    assert cfg.single_pass and not cfg.keys_pass().single_pass
+    assert cfg.keys_pass().block_n == 32 and cfg.keys_pass().block_k == cfg.block_k
+    check_against_reference(case, kernel_device)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("dim", [8, 18, 32, 64])
+@pytest.mark.parametrize("keys", [18, 64, 1024])
+def test_backward_register_cap_and_key_tile(keys, dim, dtype):
+    """2-byte inputs at d <= 32 compile both backward passes for 3 CTAs/SM (168 registers at 4
+    warps); the others, and the forward, keep ptxas's choice. The key pass's four (rows, keys)
+    tiles stay within a quarter of the element budget, never wider than the output pass's."""
+    for heads in (1, 2):
+        forward = launch_config(keys, 64, dim, heads, dtype)
+        backward = launch_config(keys, 64, dim, heads, dtype, backward=True)
+        assert forward.max_registers is None
+        if dtype != torch.float32 and dim <= 32:
+            assert backward.max_registers == registers_for(3, backward.num_warps)
+            assert ctas_per_sm(backward.max_registers, backward.num_warps, 0, 90) == 3
+        else:
+            assert backward.max_registers is None
+        rows = backward.block_k * backward.block_heads
+        assert backward.keys_block_n <= backward.block_n
+        assert rows * backward.keys_block_n <= 2048 or backward.keys_block_n == 16
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])

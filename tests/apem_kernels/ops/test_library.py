@@ -86,6 +86,23 @@ def test_backward_op_returns_empty_tensors_for_absent_inputs(kernel_device):
     assert dx.shape == x.shape and da.shape == a.shape and dc.shape == c.shape
 
 
+@pytest.mark.parametrize("op", ["attention", "smooth_step"])
+def test_backward_ops_are_differentiable_once(op, kernel_device):
+    """The backward ops have no autograd formula of their own (what ``once_differentiable``
+    says for an ``autograd.Function``): a first-order gradient with ``create_graph`` works, a
+    second backward through it is refused by name instead of returning a wrong zero."""
+    if op == "attention":
+        args = attention_args(kernel_device, "u", True, False)
+        x = args[0]
+        out = library.inducing_attention(*args)[0]
+    else:
+        x = torch.randn(5, 3, dtype=torch.float64, device=kernel_device, requires_grad=True)
+        out = library.smooth_step(x, library.as_gamma(2.0))
+    (grad,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match=f"{op}_backward.*no autograd formula"):
+        grad.sum().backward()
+
+
 def test_export_and_fullgraph_compile_see_one_opaque_op(kernel_device):
     torch.manual_seed(0)
     module = InducingAttention(D, K, HEADS, backend="triton").to(kernel_device)

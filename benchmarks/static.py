@@ -204,8 +204,8 @@ def measure(kernel: str, dtype: str, shape: str, capability: int, version: str) 
         figures["warp_instructions_per_sample"] = (
             figures["instructions_per_sample"] * spec.num_warps * k_blocks
         )
-        passes.append({"pass": name, "config": spec.name, "num_warps": spec.num_warps,
-                       "k_blocks": k_blocks, **figures})  # fmt: skip
+        identity = {"pass": name, "config": spec.name, "num_warps": spec.num_warps}
+        passes.append({**identity, "k_blocks": k_blocks, **figures})
     combined = {
         key: _WORST.get(key, sum)(p[key] for p in passes)
         for key, value in passes[0].items()
@@ -299,8 +299,11 @@ def render(rows: list[dict]) -> str:
         "| instr./sample |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in sorted(rows, key=lambda r: (list(DTYPES).index(r["dtype"]),
-                                           list(SHAPES).index(r["shape"]), r["arch"])):  # fmt: skip
+    by_case = sorted(
+        rows,
+        key=lambda r: (list(DTYPES).index(r["dtype"]), list(SHAPES).index(r["shape"]), r["arch"]),
+    )
+    for row in by_case:
         for p in row.get("passes", []):
             cap = p["max_registers"] or "–"
             lines.append(

@@ -175,10 +175,11 @@ def test_forward_over_key_tiles_with_a_one_pass_backward_saves_no_logsumexp(kern
     check_against_reference(case, kernel_device)
 
 
-def test_backward_key_pass_over_key_tiles_after_a_one_tile_output_pass(kernel_device):
-    """bf16 paper layers 2..L (N = 64): the output pass holds every key in one tile and writes
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_backward_key_pass_over_key_tiles_after_a_one_tile_output_pass(dtype, kernel_device):
+    """The paper's layers 2..L (N = 64): the output pass holds every key in one tile and writes
     the logsumexp, the key pass reads it over two key tiles of 32."""
-    case = Case(2, 64, 64, 18, 2, gate="u", mask="all", dtype=torch.bfloat16)
+    case = Case(2, 64, 64, 18, 2, gate="u", mask="all", dtype=dtype)
     cfg = launch_config(case.keys, case.inducing, case.dim, case.heads, case.dtype, backward=True)
     assert cfg.single_pass and not cfg.keys_pass().single_pass
     assert cfg.keys_pass().block_n == 32 and cfg.keys_pass().block_k == cfg.block_k

@@ -238,6 +238,20 @@ def _masked(r, scale, valid, SCALED: tl.constexpr):
 
 
 @triton.jit
+def _block_indices(k0, K, D, M, BLOCK_K: tl.constexpr, HEADS: tl.constexpr,
+                   BLOCK_D: tl.constexpr):  # fmt: skip
+    """The indices of K block k0..: per stacked row (R,) its point and head and whether it is
+    real; per point (BLOCK_K,) and per column (BLOCK_D,) the offsets and whether they are real."""
+    rows = tl.arange(0, BLOCK_K * HEADS)
+    row_k = k0 + rows // HEADS  # [R]
+    row_j = rows % HEADS  # [R]
+    row_ok = (row_k < K) & (row_j < M)
+    offs_k = k0 + tl.arange(0, BLOCK_K)  # [BK]
+    offs_d = tl.arange(0, BLOCK_D)  # [BD]
+    return row_k, row_j, row_ok, offs_k, offs_k < K, offs_d, offs_d < D
+
+
+@triton.jit
 def _stacked_rows(a_ptr, row_j, row_k, row_ok, offs_d, d_ok, K, D):
     """A's stacked rows (R, BLOCK_D): row r holds A[j, k] of head row_j[r], point row_k[r]."""
     ptrs = a_ptr + (row_j * K + row_k)[:, None] * D + offs_d[None, :]
@@ -285,14 +299,9 @@ def _forward_kernel(
     contiguous."""
     dtype = x_ptr.dtype.element_ty
     k0 = tl.program_id(1) * BLOCK_K
-    rows = tl.arange(0, BLOCK_K * HEADS)
-    row_k = k0 + rows // HEADS  # [R]
-    row_j = rows % HEADS  # [R]
-    row_ok = (row_k < K) & (row_j < M)
-    offs_k = k0 + tl.arange(0, BLOCK_K)  # [BK]
-    k_ok = offs_k < K
-    offs_d = tl.arange(0, BLOCK_D)  # [BD]
-    d_ok = offs_d < D
+    row_k, row_j, row_ok, offs_k, k_ok, offs_d, d_ok = _block_indices(
+        k0, K, D, M, BLOCK_K, HEADS, BLOCK_D
+    )
     a = _stacked_rows(a_ptr, row_j, row_k, row_ok, offs_d, d_ok, K, D)
     a = (a * _LOG2E).to(dtype)  # [R, BD]: scores come out in base 2
     c = _stacked_columns(c_ptr, offs_d, d_ok, M, D, HEADS, BLOCK_D).to(dtype)  # [HEADS*BD, BD]
@@ -383,14 +392,9 @@ def _backward_output_kernel(
     kb = tl.program_id(1)
     program = tl.program_id(0) * tl.num_programs(1) + kb
     k0 = kb * BLOCK_K
-    rows = tl.arange(0, BLOCK_K * HEADS)
-    row_k = k0 + rows // HEADS  # [R]
-    row_j = rows % HEADS  # [R]
-    row_ok = (row_k < K) & (row_j < M)
-    offs_k = k0 + tl.arange(0, BLOCK_K)  # [BK]
-    k_ok = offs_k < K
-    offs_d = tl.arange(0, BLOCK_D)  # [BD]
-    d_ok = offs_d < D
+    row_k, row_j, row_ok, offs_k, k_ok, offs_d, d_ok = _block_indices(
+        k0, K, D, M, BLOCK_K, HEADS, BLOCK_D
+    )
     a = _stacked_rows(a_ptr, row_j, row_k, row_ok, offs_d, d_ok, K, D).to(dtype)  # [R, BD]
     c = _stacked_columns(c_ptr, offs_d, d_ok, M, D, HEADS, BLOCK_D).to(dtype)  # [HEADS*BD, BD]
     out_offs = offs_k[:, None] * D + offs_d[None, :]  # [BK, BD]
@@ -480,14 +484,9 @@ def _backward_keys_kernel(
     dtype = x_ptr.dtype.element_ty
     kb = tl.program_id(1)
     k0 = kb * BLOCK_K
-    rows = tl.arange(0, BLOCK_K * HEADS)
-    row_k = k0 + rows // HEADS  # [R]
-    row_j = rows % HEADS  # [R]
-    row_ok = (row_k < K) & (row_j < M)
-    offs_k = k0 + tl.arange(0, BLOCK_K)  # [BK]
-    k_ok = offs_k < K
-    offs_d = tl.arange(0, BLOCK_D)  # [BD]
-    d_ok = offs_d < D
+    row_k, row_j, row_ok, offs_k, k_ok, offs_d, d_ok = _block_indices(
+        k0, K, D, M, BLOCK_K, HEADS, BLOCK_D
+    )
     a = _stacked_rows(a_ptr, row_j, row_k, row_ok, offs_d, d_ok, K, D).to(dtype)  # [R, BD]
     rows_offs = (row_j * K + row_k)[:, None] * D + offs_d[None, :]  # [R, BD]
     rows_ok = row_ok[:, None] & d_ok[None, :]

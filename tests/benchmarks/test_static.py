@@ -61,16 +61,21 @@ def test_only_the_configurations_the_fused_kernels_take():
     assert not static.supported("fp32", "wide")
 
 
-def test_one_configuration_end_to_end(tmp_path: Path):
+def run_static(out: Path, only: str) -> None:
+    """``python -m benchmarks.static --only ONLY --arch 90`` into ``out``, compiling for real."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     subprocess.run(
-        [sys.executable, "-m", "benchmarks.static", "--only", "forward:bf16:paper-n18"]
-        + ["--arch", "90", "--out", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks.static", "--only", only, "--arch", "90"]
+        + ["--out", str(out)],
         check=True,
         env=env,
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
     )
+
+
+def test_one_configuration_end_to_end(tmp_path: Path):
+    run_static(tmp_path, "forward:bf16:paper-n18")
     rows = json.loads((tmp_path / "static.json").read_text())
     assert len(rows) == 1
     row = rows[0]
@@ -88,15 +93,7 @@ def test_one_configuration_end_to_end(tmp_path: Path):
 
 
 def test_the_backward_row_combines_its_two_passes(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks.static", "--only", "backward:bf16:paper-n18"]
-        + ["--arch", "90", "--out", str(tmp_path)],
-        check=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-    )
+    run_static(tmp_path, "backward:bf16:paper-n18")
     (row,) = json.loads((tmp_path / "static.json").read_text())
     passes = row["passes"]
     assert [p["pass"] for p in passes] == ["backward_output", "backward_keys"]

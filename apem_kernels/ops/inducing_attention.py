@@ -701,7 +701,7 @@ def _backward(
         _backward_output_kernel[(groups, k_blocks)](**output_args)
 
         keys_args = {name: args[name] for name in _KEYS_ARGS if name in args} | handed
-        keys_args["BLOCK_N"] = cfg.keys_block_n
+        keys_args["BLOCK_N"] = cfg.keys_pass().block_n  # the key tile launch_specs compiles
         groups = _groups(_backward_keys_kernel, keys_args, batch, k_blocks, x)
         # One K block: every dx element has one writer, in x's dtype; several: partial sums.
         dx = (

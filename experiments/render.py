@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,7 @@ def _attention_lines(payload: dict[str, Any], out: Path, link: str) -> list[str]
                 + f" | {auc if key == 'trained' else '-'} |"
             )
     lines += ["", f"![attention entropy]({link}/{figure.name})", ""]
+    lines += _attention_seed_lines(payload.get("attention_by_seed", {}))
     towers = {variant: r["towers"] for variant, r in attention.items() if r.get("towers")}
     if towers:
         lines += [
@@ -280,6 +282,43 @@ def _attention_lines(payload: dict[str, Any], out: Path, link: str) -> list[str]
             ]
         lines.append("")
     return lines
+
+
+def _attention_seed_lines(by_seed: dict[str, Any]) -> list[str]:
+    """The default variant's trained entropy and z spread per seed, with their mean and std."""
+    if len(by_seed) < 2:
+        return []
+    lines = [
+        f"The default variant trained once per seed ({len(by_seed)} seeds, same split and "
+        "subsample): the trained layers' entropy and the selector's z spread.",
+        "",
+        "| seed | entropy per layer | z std per layer | test AUC |",
+        "|---|---|---|---|",
+    ]
+    for seed, result in by_seed.items():
+        layers = result["trained"]
+        lines.append(
+            f"| {seed} | "
+            + " / ".join(f"{d['entropy']:.3f}" for d in layers)
+            + " | "
+            + " / ".join(_num(d["z_std"], ".3f") for d in layers)
+            + " | "
+            + ", ".join(f"{k} {v:.4f}" for k, v in result["test_auc"].items())
+            + " |"
+        )
+    per_layer = list(zip(*(r["trained"] for r in by_seed.values()), strict=True))
+    stats = [
+        " / ".join(_mean_std([d[key] for d in layer]) for layer in per_layer)
+        for key in ("entropy", "z_std")
+    ]
+    lines += [f"| mean ± std | {stats[0]} | {stats[1]} | - |", ""]
+    return lines
+
+
+def _mean_std(values: list[float | None]) -> str:
+    if any(v is None for v in values):
+        return "-"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def _efficiency_section(payload: dict[str, Any], out: Path, link: str) -> list[str]:

@@ -119,7 +119,9 @@ def run_selector(dataset: str, preset: Preset) -> dict[str, Any]:
     """Figure 5's curves, then APEM trained on ``dataset`` (first seed, the preset's fixed
     APEM hyper-parameters, no grid) and its selection rates on the test split. γ follows the
     run-length schedule, so the gate is the paper's hard 0/1 one by the end of the run,
-    as after the paper's 50,000 steps (the preset's runs are far shorter)."""
+    as after the paper's 50,000 steps (the preset's runs are far shorter). Then the attention
+    diagnostics of the default and the paper variant (first seed), and of the default trained
+    once per seed of the preset (``attention_by_seed``: the trained layers and test AUC)."""
     rows = preset.census_rows if dataset == "census" else preset.rows.get(dataset)
     splits = load_dataset(dataset, rows)
     train: TrainConfig = dataclasses.replace(train_config(preset), patience=0)
@@ -132,6 +134,11 @@ def run_selector(dataset: str, preset: Preset) -> dict[str, Any]:
             splits, train_config(preset), seed, {**preset.apem, "variant": variant}
         )
         for variant in ("default", "paper")
+    }
+    default = {**preset.apem, "variant": "default"}
+    by_seed = {seed: attention["default"]} | {
+        other: attention_diagnostics(splits, train_config(preset), other, default)
+        for other in preset.seeds[1:]
     }
     return {
         "dataset": dataset,
@@ -147,4 +154,7 @@ def run_selector(dataset: str, preset: Preset) -> dict[str, Any]:
             **selection_rates(outputs, model.gamma),
         },
         "attention": attention,
+        "attention_by_seed": {
+            str(k): {"trained": r["trained"], "test_auc": r["test_auc"]} for k, r in by_seed.items()
+        },
     }

@@ -126,8 +126,15 @@ def test_selector_curves_and_selection_rates(results: Path) -> None:
             assert [d["layer"] for d in result[moment]] == [1, 2]
             assert all(0 <= d["entropy"] <= 1 for d in result[moment])
         assert [r["step"] for r in result["towers"]] == ["click", "conversion"]
+    by_seed = payload["attention_by_seed"]
+    assert list(by_seed) == ["0", "1"]  # the smoke preset's seeds
+    assert by_seed["0"]["trained"] == attention["default"]["trained"]  # the first seed, reused
+    assert by_seed["1"]["trained"] != by_seed["0"]["trained"]
+    assert set(by_seed["1"]["test_auc"]) == {"click", "conversion"}
     page = _page(results)
     assert "Does the attention do its job?" in page
+    assert "The default variant trained once per seed (2 seeds" in page
+    assert page.count("| mean ± std | ") == 1
     assert "What the trained towers take from each part of their input" in page
     _assert_png(results / "attention-entropy.png")
     assert "Figure 5" in page and "Figure 7a" in page

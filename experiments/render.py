@@ -251,15 +251,10 @@ def _attention_lines(payload: dict[str, Any], out: Path, link: str) -> list[str]
     for variant, result in attention.items():
         for moment, key in (("initialisation", "initialisation"), ("trained", "trained")):
             layers = result[key]
-            auc = ", ".join(f"{k} {v:.4f}" for k, v in result["test_auc"].items())
+            auc = _aucs(result["test_auc"]) if key == "trained" else "-"
             lines.append(
-                f"| {variant} | {moment} | "
-                + " / ".join(f"{d['entropy']:.3f}" for d in layers)
-                + " | "
-                + " / ".join(_num(d["z_std"], ".3f") for d in layers)
-                + " | "
-                + " / ".join(f"{d['y_between']:.3f}" for d in layers)
-                + f" | {auc if key == 'trained' else '-'} |"
+                f"| {variant} | {moment} | {_per_layer(layers, 'entropy')} | "
+                f"{_per_layer(layers, 'z_std')} | {_per_layer(layers, 'y_between')} | {auc} |"
             )
     lines += ["", f"![attention entropy]({link}/{figure.name})", ""]
     lines += _attention_seed_lines(payload.get("attention_by_seed", {}))
@@ -298,13 +293,8 @@ def _attention_seed_lines(by_seed: dict[str, Any]) -> list[str]:
     for seed, result in by_seed.items():
         layers = result["trained"]
         lines.append(
-            f"| {seed} | "
-            + " / ".join(f"{d['entropy']:.3f}" for d in layers)
-            + " | "
-            + " / ".join(_num(d["z_std"], ".3f") for d in layers)
-            + " | "
-            + ", ".join(f"{k} {v:.4f}" for k, v in result["test_auc"].items())
-            + " |"
+            f"| {seed} | {_per_layer(layers, 'entropy')} | {_per_layer(layers, 'z_std')} | "
+            f"{_aucs(result['test_auc'])} |"
         )
     per_layer = list(zip(*(r["trained"] for r in by_seed.values()), strict=True))
     stats = [
@@ -313,6 +303,15 @@ def _attention_seed_lines(by_seed: dict[str, Any]) -> list[str]:
     ]
     lines += [f"| mean ± std | {stats[0]} | {stats[1]} | - |", ""]
     return lines
+
+
+def _per_layer(layers: list[dict[str, Any]], key: str) -> str:
+    """One diagnostic of every layer, ``"0.856 / 0.922 / …"`` (``-`` where it is None)."""
+    return " / ".join(_num(d[key], ".3f") for d in layers)
+
+
+def _aucs(auc: dict[str, float]) -> str:
+    return ", ".join(f"{step} {value:.4f}" for step, value in auc.items())
 
 
 def _mean_std(values: list[float | None]) -> str:

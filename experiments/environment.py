@@ -7,19 +7,43 @@ import os
 import platform
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's model name (``model name`` in ``cpuinfo``, Linux's), else what ``platform``
+    knows, or None where nothing names it."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return platform.processor() or None
+
+
 def machine() -> str:
-    """E.g. ``2-core x86_64 CPU, no GPU, torch 2.13.0+cpu``."""
+    """E.g. ``2-core x86_64 CPU (Intel(R) Xeon(R) Processor; torch CPU capability AVX512), no
+    GPU, torch 2.13.0+cpu``. The CPU's model and the vector width torch's kernels use both
+    change CPU timings, and the rounding of a long training run."""
     if torch.cuda.is_available():
         accelerator = f"GPU {torch.cuda.get_device_name(0)}"
     else:
         accelerator = "no GPU"
+    cpu = "; ".join(
+        part
+        for part in (cpu_model(), f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
+        if part
+    )
     cores = os.cpu_count()
-    return f"{cores}-core {platform.machine()} CPU, {accelerator}, torch {torch.__version__}"
+    return (
+        f"{cores}-core {platform.machine()} CPU ({cpu}), {accelerator}, torch {torch.__version__}"
+    )
 
 
 def command(argv: list[str] | None = None) -> str:

@@ -241,7 +241,8 @@ class APEM(FunnelModel):
     ``output_prior`` (towers start at the training split's step rates, see ``prepare_fit``).
 
     Ablations: ``dynamic_selector=False`` (plain inducing points, z = 1),
-    ``task_indicators=False`` (towers read the mean over the K rows of ``Y^L`` in place of T),
+    ``task_indicators=False`` (in place of T_i^L the towers read ``LayerNorm(mean_K Y^L)``, its
+    gain starting at ``task_gain`` as T^L's does, so the stand-in enters the towers at T's scale),
     ``dependence_weight=0``. Paper defaults: d = 18, 2 heads, K = 64, L = 4. Not given by the
     paper (our choice): the selector is one linear layer (``selector_hidden=()``; the paper:
     "a standard MLP layer"), and the towers' sizes.
@@ -353,6 +354,7 @@ class APEM(FunnelModel):
         )
         self.pattern_selectors = None
         self.task_norms = None
+        self.pool_norm = None
         if task_indicators:
             self.pattern_selectors = nn.ModuleList(
                 PatternSelector(
@@ -371,6 +373,9 @@ class APEM(FunnelModel):
             read = self.task_norms if self.tower_input == "task+layers" else self.task_norms[-1:]
             for norm in read:
                 nn.init.constant_(norm.weight, self.config["task_gain"])
+        else:
+            self.pool_norm = nn.LayerNorm(embed_dim)  # T^L's stand-in, at T^L's starting gain
+            nn.init.constant_(self.pool_norm.weight, self.config["task_gain"])
         extra = {
             "task": 0,
             "task+final": num_inducing * embed_dim,
@@ -443,7 +448,10 @@ class APEM(FunnelModel):
         """The towers on ``tower_input``'s reading of the embeddings h (B, F, d), the last
         layer's Y (B, K, d) and T^1..T^L (each (B, S, d); empty without task indicators):
         -> (B, S)."""
-        last = tasks[-1] if tasks else y.mean(dim=1, keepdim=True).expand(-1, self.num_steps, -1)
+        if tasks:
+            last = tasks[-1]
+        else:
+            last = self.pool_norm(y.mean(dim=1, keepdim=True)).expand(-1, self.num_steps, -1)
         extra = {
             "task": None,
             "task+final": y.flatten(1),

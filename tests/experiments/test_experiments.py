@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from apem.train import TrainConfig
-from experiments import runner
+from experiments import environment, runner
 from experiments.__main__ import main
 from experiments.comparison import merge_comparisons
 from experiments.runner import Variant
@@ -55,6 +56,8 @@ def test_every_run_records_its_command_machine_and_date(results: Path) -> None:
         assert payload["command"].startswith("python -m experiments " + " ".join(argv))
         assert payload["command"] in page
         assert "CPU" in payload["machine"] and "torch" in payload["machine"]
+        # the vector width torch's CPU kernels use: timings and rounding depend on it
+        assert f"capability {torch.backends.cpu.get_cpu_capability()}" in payload["machine"]
         assert payload["preset"] == "smoke" and payload["wall_s"] > 0
         assert payload["date"].endswith("UTC")
 
@@ -243,3 +246,15 @@ def test_merge_adds_rows_to_a_comparison_of_the_same_schedule_and_recomputes_the
         main([*argv, "--preset", "smoke", "--seeds", "0", "--out", str(out), "--threads", "1"])
     with pytest.raises(SystemExit, match=r"training .*'epochs': 1, .* != .*'epochs': 2, "):
         main([*argv, "--preset", "smoke", "--epochs", "2", "--out", str(out), "--threads", "1"])
+
+
+def test_the_cpu_model_is_read_from_cpuinfo_else_from_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: X\nmodel name\t: Some CPU 9 @ 2GHz\n\n")
+    assert environment.cpu_model(info) == "Some CPU 9 @ 2GHz"
+    monkeypatch.setattr(environment.platform, "processor", lambda: "")
+    assert environment.cpu_model(tmp_path / "missing") is None
+    monkeypatch.setattr(environment.platform, "processor", lambda: "x86_64")
+    assert environment.cpu_model(tmp_path / "missing") == "x86_64"

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from apem.data.schema import FunnelData
 from apem.models import APEM, build_model
@@ -74,13 +75,16 @@ def test_without_dynamic_selector_the_step_does_not_matter(make_schema, make_bat
 
 def test_without_task_indicators_towers_read_the_pooled_representation(make_schema, make_batch):
     schema = make_schema(3)
-    model = small_apem(schema, task_indicators=False, tower_input="task")
+    model = small_apem(schema, task_indicators=False, tower_input="task", task_gain=0.05)
     batch = make_batch(schema, 8, seed=0)
     assert model.pattern_selectors is None and model.task_norms is None
+    # the stand-in for T^L starts at T^L's gain, so both ablation arms feed the towers alike
+    assert torch.equal(model.pool_norm.weight, torch.full((SMALL["embed_dim"],), 0.05))
     y = model.embed(batch.ids, None)
     for layer in model.asrg:
         y = layer(y, model.gamma)
-    assert torch.allclose(model.logits(batch.ids), model.towers(y.mean(dim=1)))
+    pooled = F.layer_norm(y.mean(dim=1), (SMALL["embed_dim"],)) * 0.05
+    assert torch.allclose(model.logits(batch.ids), model.towers(pooled), atol=1e-6)
 
 
 def test_task_indicators_chain_through_layer_norms(make_schema, make_batch):

@@ -267,7 +267,7 @@ def efficiency_reading(models: list[dict[str, Any]], threads: int) -> list[str]:
         "The paper (Figure 8, Ali-CCP, its GPU) reports 1177 s per epoch for APEM against 295 s "
         "for Shared-Bottom (4.0×) and 1195 s for PLE, and 47 s of inference, 12 s more than "
         f"AITM and Shared-Bottom. Here every model runs on a shared CPU with {threads} torch "
-        "thread(s) and APEM on the torch reference composition of its attention (the fused "
-        "Triton kernels need a GPU): the ratio measures that composition, not the kernels; the "
-        "GPU figure is owed.",
+        "thread(s), APEM's attention on its torch backend (apem_kernels/eager.py: SDPA and "
+        "plain torch ops; the fused Triton kernels need a GPU): the ratio measures that backend, "
+        "not the kernels; the GPU figure is owed.",
     ]

@@ -35,11 +35,10 @@ def machine() -> str:
         accelerator = f"GPU {torch.cuda.get_device_name(0)}"
     else:
         accelerator = "no GPU"
-    cpu = "; ".join(
-        part
-        for part in (cpu_model(), f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
-        if part
-    )
+    cpu = f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    model = cpu_model()
+    if model:
+        cpu = f"{model}; {cpu}"
     cores = os.cpu_count()
     return (
         f"{cores}-core {platform.machine()} CPU ({cpu}), {accelerator}, torch {torch.__version__}"
